@@ -1,0 +1,150 @@
+"""`rollbot` / `python -m bot`: serve, socket, emulate, migrate."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+from bot.catalog import Catalog, CatalogError, load_catalog
+from bot.config import Settings
+from bot.logs import setup_logging
+
+log = logging.getLogger("rollbot")
+
+
+class StartupError(Exception):
+    """Configuration that stops the bot from starting; the message says what to fix."""
+
+
+def _load(require: Sequence[str] = ()) -> tuple[Settings, Catalog]:
+    settings = Settings()
+    missing = [name for name in settings.missing_for_serving() if name in require]
+    if missing:
+        raise StartupError(
+            f"missing environment variables: {', '.join(missing)} (see .env.example; "
+            "`rollbot emulate` prints a working set for the emulators)")
+    try:
+        catalog = load_catalog(settings.rollbot_config)
+    except CatalogError as exc:
+        raise StartupError(str(exc)) from exc
+    return settings, catalog
+
+
+async def _wait_for_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+async def serve(host: str) -> None:
+    from bot.runtime import Runtime, serve_http
+
+    settings, catalog = _load(
+        require=("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "DATABASE_URL", "REDIS_URL"))
+    runtime = await Runtime.start(settings, catalog)
+    runner = await serve_http(runtime, host, settings.port)
+    log.info("rollbot listening on http://%s:%d (POST /slack/events, GET /healthz, /readyz)",
+             host, settings.port)
+    try:
+        await _wait_for_signal()
+    finally:
+        await runner.cleanup()
+        await runtime.stop()
+
+
+async def socket_mode() -> None:
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+    from bot.runtime import Runtime
+
+    settings, catalog = _load(require=(
+        "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "DATABASE_URL", "REDIS_URL"))
+    if not settings.slack_app_token.get_secret_value():
+        raise StartupError("missing environment variable: SLACK_APP_TOKEN (xapp-…) for Socket Mode")
+    runtime = await Runtime.start(settings, catalog)
+    handler = AsyncSocketModeHandler(runtime.bolt, settings.slack_app_token.get_secret_value())
+    await handler.connect_async()
+    log.info("rollbot connected over Socket Mode")
+    try:
+        await _wait_for_signal()
+    finally:
+        await handler.close_async()
+        await runtime.stop()
+
+
+async def emulate(with_stores: bool, slack_port: int, google_port: int, target_port: int) -> None:
+    from integrations.emulators.launcher import EmulatedWorld
+
+    world = await EmulatedWorld.start(
+        with_stores=with_stores, slack_port=slack_port, google_port=google_port,
+        target_port=target_port)
+    try:
+        print("rollbot emulators are running on loopback:")
+        print(f"  Slack Web API   {world.slack.api_url}")
+        print(f"  Google Cloud    {world.google.address} (gRPC: Cloud Run, Secret Manager, "
+              "Logging)")
+        print(f"  target app      {world.target.url}/medicalcor-api/health")
+        if with_stores:
+            print("  Postgres, Redis embedded (see DATABASE_URL, REDIS_URL)")
+        print("\n# Paste into another shell, then run `rollbot serve`:")
+        print(world.env_block(), flush=True)
+        await _wait_for_signal()
+    finally:
+        await world.stop()
+
+
+async def run_migrations() -> None:
+    from bot.stores.migrations import migrate
+
+    settings = Settings()
+    if not settings.database_url:
+        raise StartupError("missing environment variable: DATABASE_URL")
+    applied = await migrate(settings.database_url)
+    print("applied: " + (", ".join(applied) if applied else "nothing (schema is current)"))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rollbot", description="Slack ChatOps bot for deployment rollbacks.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_serve = sub.add_parser("serve", help="serve the Slack app over HTTP on $PORT")
+    p_serve.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))
+    sub.add_parser("socket", help="run the Slack app over Socket Mode ($SLACK_APP_TOKEN)")
+    p_emulate = sub.add_parser("emulate", help="start Slack/Google/target-app emulators")
+    p_emulate.add_argument("--no-stores", action="store_true",
+                           help="don't start embedded Postgres and Redis")
+    p_emulate.add_argument("--slack-port", type=int, default=0)
+    p_emulate.add_argument("--google-port", type=int, default=0)
+    p_emulate.add_argument("--target-port", type=int, default=0)
+    sub.add_parser("migrate", help="apply database migrations to $DATABASE_URL")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging()
+    try:
+        if args.command == "serve":
+            asyncio.run(serve(args.host))
+        elif args.command == "socket":
+            asyncio.run(socket_mode())
+        elif args.command == "emulate":
+            asyncio.run(emulate(not args.no_stores, args.slack_port, args.google_port,
+                                args.target_port))
+        elif args.command == "migrate":
+            asyncio.run(run_migrations())
+    except StartupError as exc:
+        print(f"rollbot: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0

@@ -1,0 +1,41 @@
+"""What listeners and jobs need, built once per process and injected
+(by Bolt middleware into listeners, by procrastinate's context into jobs)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+from bot.catalog import Catalog
+from bot.config import Settings
+from bot.dispatch import Dispatcher
+from bot.slack_out import SlackOut
+from integrations.cloud_run import CloudRun
+
+if TYPE_CHECKING:
+    import procrastinate
+    from psycopg_pool import AsyncConnectionPool
+    from redis.asyncio import Redis
+
+
+@dataclasses.dataclass
+class Deps:
+    settings: Settings
+    catalog: Catalog
+    pool: AsyncConnectionPool
+    redis: Redis
+    slack: SlackOut
+    cloud_run: CloudRun
+    jobs: procrastinate.App
+    dispatcher: Dispatcher
+    extras: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+DEPS_KEY = "deps"
+
+
+def from_context(context: Any) -> Deps:
+    """The Deps injected by bot.app's middleware into a Bolt context or a job context."""
+    deps = context[DEPS_KEY] if isinstance(context, dict) else context.additional_context[DEPS_KEY]
+    assert isinstance(deps, Deps)
+    return deps

@@ -1,0 +1,51 @@
+"""Hand work off after the ack without making Slack wait for it.
+
+A listener acks, then submits the durable hand-off (deferring a procrastinate
+job). The hand-off runs as a tracked asyncio task so the ack response leaves
+at once; if the hand-off itself fails, `on_error` tells the user so nothing
+is lost silently. `drain()` waits for pending hand-offs on shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class Dispatcher:
+    def __init__(self) -> None:
+        self._pending: set[asyncio.Task[Any]] = set()
+
+    def submit(
+        self,
+        work: Coroutine[Any, Any, Any],
+        on_error: Callable[[BaseException], Awaitable[None]] | None = None,
+        name: str = "handoff",
+    ) -> asyncio.Task[Any]:
+        async def guarded() -> None:
+            try:
+                await work
+            except Exception as exc:
+                log.exception("hand-off %s failed", name)
+                if on_error is not None:
+                    try:
+                        await on_error(exc)
+                    except Exception:
+                        log.exception("could not report failed hand-off %s", name)
+
+        task = asyncio.create_task(guarded(), name=name)
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+        return task
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        if self._pending:
+            await asyncio.wait(list(self._pending), timeout=timeout)

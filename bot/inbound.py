@@ -1,0 +1,69 @@
+"""Inbound Slack payloads as small typed values (what handlers hand to bot/)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+
+@dataclasses.dataclass(frozen=True)
+class SlashCommand:
+    user_id: str
+    channel_id: str
+    channel_name: str
+    text: str
+    response_url: str
+    trigger_id: str = ""
+
+    @classmethod
+    def from_payload(cls, command: dict[str, Any]) -> SlashCommand:
+        return cls(
+            user_id=str(command.get("user_id", "")),
+            channel_id=str(command.get("channel_id", "")),
+            channel_name=str(command.get("channel_name", "")),
+            text=str(command.get("text", "")),
+            response_url=str(command.get("response_url", "")),
+            trigger_id=str(command.get("trigger_id", "")),
+        )
+
+    def as_job_args(self) -> dict[str, str]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class ButtonClick:
+    user_id: str
+    channel_id: str
+    channel_name: str
+    message_ts: str
+    response_url: str
+    action_id: str
+    value: str
+    action_ts: str
+
+    @classmethod
+    def from_body(cls, body: dict[str, Any], action: dict[str, Any]) -> ButtonClick:
+        container = body.get("container") or {}
+        channel = body.get("channel") or {}
+        return cls(
+            user_id=str((body.get("user") or {}).get("id", "")),
+            channel_id=str(channel.get("id") or container.get("channel_id", "")),
+            channel_name=str(channel.get("name", "")),
+            message_ts=str(container.get("message_ts", "")),
+            response_url=str(body.get("response_url", "")),
+            action_id=str(action.get("action_id", "")),
+            value=str(action.get("value", "")),
+            action_ts=str(action.get("action_ts", "")),
+        )
+
+    def json_value(self) -> dict[str, Any] | None:
+        """The button's JSON value, or None if it is not a JSON object."""
+        try:
+            value = json.loads(self.value)
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
+
+    def as_job_args(self) -> dict[str, str]:
+        return dataclasses.asdict(self)

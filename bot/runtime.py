@@ -1,0 +1,98 @@
+"""One running rollbot process: stores, clients, job worker, Bolt app.
+
+Start order matters: migrations first (so every replica sees the schema),
+then pools and clients, then the job worker, and the HTTP listener last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from aiohttp import web
+from slack_bolt.async_app import AsyncApp
+
+from bot.app import build_bolt_app, build_web_app
+from bot.catalog import Catalog
+from bot.config import Settings
+from bot.deps import DEPS_KEY, Deps
+from bot.dispatch import Dispatcher
+from bot.jobs import build_job_app
+from bot.slack_out import SlackOut, make_web_client
+from bot.stores.db import check_database, open_pool
+from bot.stores.migrations import migrate
+from bot.stores.redis_store import check_redis, open_redis
+from integrations.cloud_run import GoogleCloudRun, RetryPolicy
+from integrations.gcp import GoogleClients, make_google_clients
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    def __init__(self, deps: Deps, bolt: AsyncApp, google: GoogleClients) -> None:
+        self.deps = deps
+        self.bolt = bolt
+        self.google = google
+        self.web_app = build_web_app(bolt, self.readiness)
+        self._worker: asyncio.Task[Any] | None = None
+
+    @classmethod
+    async def start(
+        cls, settings: Settings, catalog: Catalog, *, run_worker: bool = True,
+        retry_policy: RetryPolicy | None = None,
+    ) -> Runtime:
+        await migrate(settings.database_url)
+        pool = await open_pool(settings.database_url)
+        redis = await open_redis(settings.redis_url)
+        google = make_google_clients(settings.gcp_emulator_host or None)
+        cloud_run = GoogleCloudRun(
+            google.services, google.revisions, catalog.gcp.project, policy=retry_policy)
+        slack = SlackOut(make_web_client(
+            settings.slack_bot_token.get_secret_value(), settings.slack_api_base))
+        jobs = build_job_app(settings.database_url)
+        await jobs.open_async()
+        deps = Deps(
+            settings=settings, catalog=catalog, pool=pool, redis=redis, slack=slack,
+            cloud_run=cloud_run, jobs=jobs, dispatcher=Dispatcher(),
+        )
+        runtime = cls(deps, build_bolt_app(deps), google)
+        if run_worker:
+            runtime.start_worker()
+        return runtime
+
+    def start_worker(self, concurrency: int = 8) -> None:
+        self._worker = asyncio.create_task(self.deps.jobs.run_worker_async(
+            concurrency=concurrency,
+            install_signal_handlers=False,
+            additional_context={DEPS_KEY: self.deps},
+            listen_notify=True,
+            fetch_job_polling_interval=2.0,
+            delete_jobs="successful",
+            shutdown_graceful_timeout=10.0,
+        ), name="procrastinate-worker")
+
+    async def readiness(self) -> dict[str, str]:
+        database, redis = await asyncio.gather(
+            check_database(self.deps.pool), check_redis(self.deps.redis))
+        return {"database": database, "redis": redis}
+
+    async def stop(self) -> None:
+        await self.deps.dispatcher.drain()
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._worker
+        await self.deps.jobs.close_async()
+        await self.google.close()
+        await self.deps.redis.aclose()
+        await self.deps.pool.close()
+
+
+async def serve_http(runtime: Runtime, host: str, port: int) -> web.AppRunner:
+    runner = web.AppRunner(runtime.web_app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    return runner

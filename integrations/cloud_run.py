@@ -1,0 +1,273 @@
+"""Cloud Run: read services and revisions, shift traffic.
+
+A small typed interface over google-cloud-run's asyncio clients. Transient
+errors (429, 5xx, deadlines) are retried with tenacity; the GAPIC clients' own
+retry is switched off so one policy, visible here, decides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol, TypeVar
+
+from google.api_core import exceptions as gexc
+from google.cloud import run_v2
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
+
+T = TypeVar("T")
+
+CREATOR_ANNOTATION = "serving.knative.dev/creator"
+TRANSIENT = (
+    gexc.TooManyRequests,  # 429
+    gexc.ResourceExhausted,  # gRPC's RESOURCE_EXHAUSTED, Cloud Run's 429
+    gexc.InternalServerError,  # 500
+    gexc.BadGateway,  # 502
+    gexc.ServiceUnavailable,  # 503
+    gexc.GatewayTimeout,  # 504
+    gexc.DeadlineExceeded,
+    asyncio.TimeoutError,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 5
+    total_seconds: float = 60.0
+    initial_wait: float = 0.5
+    max_wait: float = 8.0
+    call_timeout: float = 20.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Revision:
+    name: str  # short name, e.g. medicalcor-api-00014-def
+    service: str
+    image: str
+    created: dt.datetime | None
+    creator: str | None
+    ready: bool
+    ready_message: str = ""
+
+    @property
+    def suffix(self) -> str:
+        prefix = self.service + "-"
+        return self.name[len(prefix):] if self.name.startswith(prefix) else self.name
+
+
+@dataclasses.dataclass(frozen=True)
+class TrafficShare:
+    revision: str  # resolved short revision name ("" if Cloud Run has not resolved "latest")
+    percent: int
+    latest: bool = False
+    tag: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class ServiceState:
+    name: str
+    uri: str
+    traffic: tuple[TrafficShare, ...]
+    latest_ready_revision: str
+    etag: str = ""
+
+    def percent_of(self, revision: str) -> int:
+        return sum(t.percent for t in self.traffic if t.revision == revision)
+
+    def serving(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for t in self.traffic:
+            if t.percent:
+                out[t.revision] = out.get(t.revision, 0) + t.percent
+        return out
+
+
+class CloudRunError(Exception):
+    """A Cloud Run call failed; `kind` says how, `message` says it for people."""
+
+    def __init__(self, kind: str, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.kind = kind  # not_found | permission | invalid | unavailable | timeout | error
+        self.message = message
+        self.transient = transient
+
+
+class CloudRun(Protocol):
+    async def get_service(self, service: str, region: str) -> ServiceState: ...
+    async def list_revisions(self, service: str, region: str, limit: int = 10) -> list[Revision]: ...
+    async def get_revision(self, service: str, region: str, revision: str) -> Revision: ...
+    async def set_traffic(
+        self, service: str, region: str, percents: Mapping[str, int]
+    ) -> ServiceState: ...
+
+
+def _short(name: str) -> str:
+    return name.rsplit("/", 1)[-1]
+
+
+def _timestamp(value: Any) -> dt.datetime | None:
+    if not value:
+        return None
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    return None
+
+
+def revision_from_proto(rev: run_v2.Revision) -> Revision:
+    ready = next((c for c in rev.conditions if c.type_ == "Ready"), None)
+    image = rev.containers[0].image if rev.containers else ""
+    return Revision(
+        name=_short(rev.name),
+        service=rev.service or _short(rev.name.split("/revisions/")[0]),
+        image=image,
+        created=_timestamp(rev.create_time),
+        creator=rev.annotations.get(CREATOR_ANNOTATION) or None,
+        ready=bool(ready and ready.state == run_v2.Condition.State.CONDITION_SUCCEEDED),
+        ready_message=ready.message if ready else "no Ready condition",
+    )
+
+
+def service_from_proto(svc: run_v2.Service) -> ServiceState:
+    latest = run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST
+    latest_ready = _short(svc.latest_ready_revision)
+    # traffic_statuses is what Cloud Run actually serves; traffic is what was asked.
+    source = svc.traffic_statuses or svc.traffic
+    shares = tuple(
+        TrafficShare(
+            revision=t.revision or (latest_ready if t.type_ == latest else ""),
+            percent=t.percent,
+            latest=t.type_ == latest,
+            tag=t.tag,
+        )
+        for t in source
+    )
+    return ServiceState(
+        name=_short(svc.name), uri=svc.uri, traffic=shares,
+        latest_ready_revision=latest_ready, etag=svc.etag,
+    )
+
+
+def _classify(exc: BaseException) -> CloudRunError:
+    if isinstance(exc, CloudRunError):
+        return exc
+    if isinstance(exc, gexc.NotFound):
+        return CloudRunError("not_found", f"not found: {exc.message}")
+    if isinstance(exc, gexc.PermissionDenied | gexc.Unauthenticated):
+        return CloudRunError("permission", f"permission denied: {exc.message}")
+    if isinstance(exc, gexc.InvalidArgument | gexc.FailedPrecondition):
+        return CloudRunError("invalid", f"request refused: {exc.message}")
+    if isinstance(exc, asyncio.TimeoutError | gexc.DeadlineExceeded):
+        return CloudRunError("timeout", "Cloud Run did not answer in time", transient=True)
+    if isinstance(exc, TRANSIENT):
+        msg = getattr(exc, "message", str(exc))
+        return CloudRunError("unavailable", f"Cloud Run unavailable: {msg}", transient=True)
+    if isinstance(exc, gexc.GoogleAPICallError):
+        return CloudRunError("error", f"Cloud Run error: {exc.message}")
+    return CloudRunError("error", f"Cloud Run error: {type(exc).__name__}: {exc}")
+
+
+class GoogleCloudRun:
+    """CloudRun over the real google-cloud-run asyncio clients."""
+
+    def __init__(
+        self,
+        services: run_v2.ServicesAsyncClient,
+        revisions: run_v2.RevisionsAsyncClient,
+        project: str,
+        policy: RetryPolicy | None = None,
+        on_call: Callable[[str, float, str], None] | None = None,
+    ) -> None:
+        self._services = services
+        self._revisions = revisions
+        self._project = project
+        self._policy = policy or RetryPolicy()
+        self._on_call = on_call  # metrics hook: (method, seconds, outcome)
+
+    def _service_path(self, service: str, region: str) -> str:
+        return f"projects/{self._project}/locations/{region}/services/{service}"
+
+    async def _call(self, method: str, fn: Callable[[], Awaitable[T]]) -> T:
+        policy = self._policy
+        loop = asyncio.get_running_loop()
+        try:
+            async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(policy.attempts) | stop_after_delay(policy.total_seconds),
+                wait=wait_exponential_jitter(initial=policy.initial_wait, max=policy.max_wait),
+                retry=retry_if_exception(lambda e: isinstance(e, TRANSIENT)),
+                reraise=True,
+            ):
+                with attempt:
+                    started = loop.time()
+                    try:
+                        result = await asyncio.wait_for(fn(), policy.call_timeout)
+                    except BaseException as exc:
+                        if self._on_call:
+                            self._on_call(method, loop.time() - started, type(exc).__name__)
+                        raise
+                    if self._on_call:
+                        self._on_call(method, loop.time() - started, "ok")
+                    return result
+        except Exception as exc:
+            raise _classify(exc) from exc
+        raise AssertionError("unreachable: tenacity either returns or reraises")
+
+    async def get_service(self, service: str, region: str) -> ServiceState:
+        name = self._service_path(service, region)
+        svc = await self._call(
+            "GetService", lambda: self._services.get_service(name=name, retry=None))
+        return service_from_proto(svc)
+
+    async def list_revisions(self, service: str, region: str, limit: int = 10) -> list[Revision]:
+        parent = self._service_path(service, region)
+
+        async def fetch() -> list[Revision]:
+            pager = await self._revisions.list_revisions(
+                request=run_v2.ListRevisionsRequest(parent=parent, page_size=limit), retry=None)
+            out: list[Revision] = []
+            async for rev in pager:
+                out.append(revision_from_proto(rev))
+                if len(out) >= limit:
+                    break
+            return out
+
+        revisions = await self._call("ListRevisions", fetch)
+        # Newest first, as `gcloud run revisions list` shows them.
+        epoch = dt.datetime.min.replace(tzinfo=dt.UTC)
+        return sorted(revisions, key=lambda r: r.created or epoch, reverse=True)
+
+    async def get_revision(self, service: str, region: str, revision: str) -> Revision:
+        name = f"{self._service_path(service, region)}/revisions/{revision}"
+        rev = await self._call(
+            "GetRevision", lambda: self._revisions.get_revision(name=name, retry=None))
+        return revision_from_proto(rev)
+
+    async def set_traffic(
+        self, service: str, region: str, percents: Mapping[str, int]
+    ) -> ServiceState:
+        """Route traffic to named revisions and wait for Cloud Run to finish."""
+        name = self._service_path(service, region)
+        revision_type = run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION
+        traffic = [
+            run_v2.TrafficTarget(type_=revision_type, revision=rev, percent=pct)
+            for rev, pct in percents.items()
+        ]
+
+        async def update() -> run_v2.Service:
+            current = await self._services.get_service(name=name, retry=None)
+            current.traffic = traffic
+            operation = await self._services.update_service(
+                request=run_v2.UpdateServiceRequest(service=current), retry=None)
+            result: run_v2.Service = await operation.result(
+                timeout=self._policy.call_timeout, retry=None)
+            return result
+
+        await self._call("UpdateService", update)
+        return await self.get_service(service, region)

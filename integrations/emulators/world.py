@@ -1,0 +1,197 @@
+"""The emulated Google Cloud project: one in-memory state shared by the emulators.
+
+The gRPC emulator serves it through the real Google APIs, and the target app
+behaves according to which revision it says is serving, so a rollback done
+through the Cloud Run API visibly heals (or breaks) the target app.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import itertools
+from collections.abc import Iterable
+
+UTC = dt.UTC
+
+
+@dataclasses.dataclass
+class EmuRevision:
+    """A Cloud Run revision as the emulator knows it."""
+
+    name: str  # short name, e.g. "medicalcor-api-00014-def"
+    image: str
+    create_time: dt.datetime
+    creator: str = "deployer@medicalcor-prod.iam.gserviceaccount.com"
+    ready: bool = True
+    # How the target app behaves while this revision serves.
+    healthy: bool = True
+    error_rate: float = 0.001  # share of requests answered 5xx
+    p95_latency_ms: float = 120.0
+    env: dict[str, str] = dataclasses.field(default_factory=dict)
+    # secret env var -> (secret name, version) the revision reads
+    secrets: dict[str, tuple[str, str]] = dataclasses.field(default_factory=dict)
+    annotations: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class EmuTrafficTarget:
+    revision: str | None  # None together with latest=True means "latest ready"
+    percent: int
+    latest: bool = False
+    tag: str = ""
+
+
+@dataclasses.dataclass
+class EmuService:
+    name: str  # short name, e.g. "medicalcor-api"
+    revisions: dict[str, EmuRevision]
+    traffic: list[EmuTrafficTarget]
+    uri: str = ""
+    generation: int = 1
+    update_time: dt.datetime = dataclasses.field(default_factory=lambda: dt.datetime.now(UTC))
+
+    def latest_ready_revision(self) -> str | None:
+        ready = [r for r in self.revisions.values() if r.ready]
+        return max(ready, key=lambda r: r.create_time).name if ready else None
+
+    def serving(self) -> dict[str, int]:
+        """Revision name -> percent of traffic, resolving "latest" targets."""
+        out: dict[str, int] = {}
+        for target in self.traffic:
+            name = self.latest_ready_revision() if target.latest else target.revision
+            if name and target.percent:
+                out[name] = out.get(name, 0) + target.percent
+        return out
+
+
+@dataclasses.dataclass
+class EmuSecretVersion:
+    version: str  # "1", "2", ...
+    state: str = "ENABLED"  # ENABLED | DISABLED | DESTROYED
+    create_time: dt.datetime = dataclasses.field(default_factory=lambda: dt.datetime.now(UTC))
+
+
+@dataclasses.dataclass
+class EmuSecret:
+    name: str  # short name, e.g. "API_SECRET_KEY"
+    versions: dict[str, EmuSecretVersion]
+    create_time: dt.datetime = dataclasses.field(default_factory=lambda: dt.datetime.now(UTC))
+
+
+@dataclasses.dataclass
+class EmuLogEntry:
+    timestamp: dt.datetime
+    severity: str  # DEFAULT DEBUG INFO NOTICE WARNING ERROR CRITICAL ALERT EMERGENCY
+    message: str
+    service: str
+    revision: str
+    resource_type: str = "cloud_run_revision"
+
+
+SEVERITY_ORDER = [
+    "DEFAULT", "DEBUG", "INFO", "NOTICE", "WARNING", "ERROR", "CRITICAL", "ALERT", "EMERGENCY",
+]
+
+
+@dataclasses.dataclass
+class World:
+    """Everything the emulated project holds."""
+
+    project: str = "medicalcor-prod"
+    region: str = "europe-west3"
+    services: dict[str, EmuService] = dataclasses.field(default_factory=dict)
+    secrets: dict[str, EmuSecret] = dataclasses.field(default_factory=dict)
+    logs: list[EmuLogEntry] = dataclasses.field(default_factory=list)
+
+    # --- resource names as Google spells them -------------------------------
+    @property
+    def location_name(self) -> str:
+        return f"projects/{self.project}/locations/{self.region}"
+
+    def service_name(self, service: str) -> str:
+        return f"{self.location_name}/services/{service}"
+
+    def revision_name(self, service: str, revision: str) -> str:
+        return f"{self.service_name(service)}/revisions/{revision}"
+
+    def secret_name(self, secret: str) -> str:
+        return f"projects/{self.project}/secrets/{secret}"
+
+    # --- helpers used by the target app and tests ---------------------------
+    def serving(self, service: str) -> dict[str, int]:
+        return self.services[service].serving()
+
+    def primary_revision(self, service: str) -> EmuRevision | None:
+        """The revision with the largest traffic share (what a request most likely hits)."""
+        svc = self.services.get(service)
+        if svc is None:
+            return None
+        serving = svc.serving()
+        if not serving:
+            return None
+        name = max(serving.items(), key=lambda kv: kv[1])[0]
+        return svc.revisions.get(name)
+
+    def add_log(self, service: str, severity: str, message: str,
+                when: dt.datetime | None = None) -> None:
+        rev = self.primary_revision(service)
+        self.logs.append(EmuLogEntry(
+            timestamp=when or dt.datetime.now(UTC), severity=severity, message=message,
+            service=service, revision=rev.name if rev else "",
+        ))
+
+
+def _revisions(service: str, specs: Iterable[tuple[str, str, str, bool]],
+               start: dt.datetime) -> dict[str, EmuRevision]:
+    out: dict[str, EmuRevision] = {}
+    for i, (suffix, tag, creator, healthy) in enumerate(specs):
+        name = f"{service}-{suffix}"
+        out[name] = EmuRevision(
+            name=name,
+            image=f"europe-west3-docker.pkg.dev/medicalcor-prod/apps/{service}:{tag}",
+            create_time=start + dt.timedelta(days=i, hours=3 * i),
+            creator=creator,
+            healthy=healthy,
+            error_rate=0.001 if healthy else 0.35,
+            p95_latency_ms=120.0 if healthy else 2400.0,
+        )
+    return out
+
+
+def default_world(*, bad_latest: bool = False) -> World:
+    """The fixture: medicalcor-api and medicalcor-web, three revisions each,
+    the newest serving 100%. With ``bad_latest`` the newest revisions are broken
+    (the demo incident: /health fails until a rollback)."""
+    world = World()
+    start = dt.datetime(2024, 12, 5, 12, 0, tzinfo=UTC)
+    people = itertools.cycle(["ana@medicalcor.com", "bogdan@medicalcor.com", "ci@medicalcor.com"])
+    for service, suffixes in (
+        ("medicalcor-api", ["00013-ghi", "00014-def", "00015-abc"]),
+        ("medicalcor-web", ["00012-xyz", "00013-pqr", "00014-abc"]),
+    ):
+        tags = ["v1.2.1", "v1.2.2", "v1.3.0"]
+        specs = [
+            (suffix, tag, next(people), not (bad_latest and i == len(suffixes) - 1))
+            for i, (suffix, tag) in enumerate(zip(suffixes, tags, strict=True))
+        ]
+        revisions = _revisions(service, specs, start)
+        newest = max(revisions.values(), key=lambda r: r.create_time).name
+        world.services[service] = EmuService(
+            name=service,
+            revisions=revisions,
+            traffic=[EmuTrafficTarget(revision=newest, percent=100)],
+            uri=f"https://{service}-abc123-ey.a.run.app",
+        )
+    world.secrets["API_SECRET_KEY"] = EmuSecret(
+        name="API_SECRET_KEY",
+        versions={
+            "1": EmuSecretVersion("1", state="DISABLED", create_time=start),
+            "2": EmuSecretVersion("2", create_time=start + dt.timedelta(days=1)),
+        },
+    )
+    api = world.services["medicalcor-api"]
+    for rev in api.revisions.values():
+        rev.secrets["API_SECRET_KEY"] = ("API_SECRET_KEY", "2")
+    api.revisions["medicalcor-api-00013-ghi"].secrets["API_SECRET_KEY"] = ("API_SECRET_KEY", "1")
+    return world

@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bot.catalog import load_catalog
+from bot.intents import (
+    CommandError,
+    HelpIntent,
+    HistoryIntent,
+    ListRevisionsIntent,
+    RollbackIntent,
+    parse_command,
+)
+
+CATALOG = load_catalog(Path(__file__).parents[2] / "rollbot.toml")
+
+
+@pytest.mark.parametrize("text", ["", "   ", "help", "HELP"])
+def test_help(text: str) -> None:
+    assert parse_command(text, CATALOG) == HelpIntent()
+
+
+def test_list_revisions() -> None:
+    assert parse_command("api", CATALOG) == ListRevisionsIntent("api")
+    assert parse_command("  Web ", CATALOG) == ListRevisionsIntent("web")
+
+
+@pytest.mark.parametrize(
+    ("text", "revision"),
+    [
+        ("api 00014-def", "medicalcor-api-00014-def"),
+        ("api medicalcor-api-00014-def", "medicalcor-api-00014-def"),
+        ("api MEDICALCOR-API-00014-DEF", "medicalcor-api-00014-def"),
+        ("web 00014-abc", "medicalcor-web-00014-abc"),
+    ],
+)
+def test_rollback_by_full_name_or_suffix(text: str, revision: str) -> None:
+    intent = parse_command(text, CATALOG)
+    assert intent == RollbackIntent(text.split()[0].lower(), revision)
+
+
+def test_dry_run_anywhere_in_the_text() -> None:
+    assert parse_command("--dry-run api 00014-def", CATALOG) == RollbackIntent(
+        "api", "medicalcor-api-00014-def", dry_run=True)
+    assert parse_command("api 00014-def --dry-run", CATALOG) == RollbackIntent(
+        "api", "medicalcor-api-00014-def", dry_run=True)
+
+
+def test_history() -> None:
+    assert parse_command("history api", CATALOG) == HistoryIntent("api")
+
+
+@pytest.mark.parametrize(
+    ("text", "problem", "hint"),
+    [
+        ("payments", "Unknown service or command `payments`", "`api`, `web`"),
+        ("api 00014-def extra", "Too many arguments", "00014-def"),
+        ("api not_a_revision!", "not a valid revision name", "`/rollback api` lists"),
+        ("api medicalcor-web-00014-abc", "is a revision of `medicalcor-web`",
+         "/rollback web medicalcor-web-00014-abc"),
+        ("api other-00001-abc", "not a revision of `medicalcor-api`", "00014-def"),
+        ("api 00014-def --force", "Unknown option `--force`", "--dry-run"),
+        ("history", "exactly one service", "Known services"),
+        ("history nope", "Unknown service `nope`", "`api`"),
+        ("api --dry-run", "needs a revision", "--dry-run"),
+        ("help me", "takes no arguments", "Usage"),
+        ("x" * 600, "too long", "Usage"),
+    ],
+)
+def test_errors_say_what_was_wrong_and_what_is_valid(text: str, problem: str, hint: str) -> None:
+    result = parse_command(text, CATALOG)
+    assert isinstance(result, CommandError)
+    assert problem in result.problem
+    assert hint in result.hint
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(max_size=120))
+def test_fuzz_never_raises_always_intent_or_clear_error(text: str) -> None:
+    result = parse_command(text, CATALOG)
+    if isinstance(result, CommandError):
+        assert result.problem and result.hint
+    else:
+        assert isinstance(result, HelpIntent | ListRevisionsIntent | HistoryIntent | RollbackIntent)
+        if isinstance(result, RollbackIntent):
+            assert result.revision.startswith(
+                CATALOG.services[result.service].cloud_run_service + "-")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(
+    ["api", "web", "help", "history", "--dry-run", "00014-def", "medicalcor-api-00013-ghi",
+     "-", "--", "🙂", "api-00014", "00014-DEF"]), max_size=5))
+def test_fuzz_command_shaped_words(words: list[str]) -> None:
+    result = parse_command(" ".join(words), CATALOG)
+    assert isinstance(result, CommandError | HelpIntent | ListRevisionsIntent | HistoryIntent
+                      | RollbackIntent)
