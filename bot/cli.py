@@ -51,9 +51,8 @@ async def serve(host: str) -> None:
     settings, catalog = _load(
         require=("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "DATABASE_URL", "REDIS_URL"))
     runtime = await Runtime.start(settings, catalog)
-    runner = await serve_http(runtime, host, settings.port)
-    log.info("rollbot listening on http://%s:%d (POST /slack/events, GET /healthz, /readyz)",
-             host, settings.port)
+    runner, url = await serve_http(runtime, host, settings.port)
+    log.info("rollbot listening on %s (POST /slack/events, GET /healthz, /readyz)", url)
     try:
         await _wait_for_signal()
     finally:

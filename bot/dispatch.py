@@ -46,6 +46,6 @@ class Dispatcher:
     def pending(self) -> int:
         return len(self._pending)
 
-    async def drain(self, timeout: float = 10.0) -> None:
+    async def drain(self, within: float = 10.0) -> None:
         if self._pending:
-            await asyncio.wait(list(self._pending), timeout=timeout)
+            await asyncio.wait(list(self._pending), timeout=within)

@@ -27,7 +27,7 @@ class SlashCommand:
             trigger_id=str(command.get("trigger_id", "")),
         )
 
-    def as_job_args(self) -> dict[str, str]:
+    def as_job_args(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
@@ -65,5 +65,5 @@ class ButtonClick:
             return None
         return value if isinstance(value, dict) else None
 
-    def as_job_args(self) -> dict[str, str]:
+    def as_job_args(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

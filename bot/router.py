@@ -47,7 +47,7 @@ async def hand_off_command(deps: Deps, intent: Intent, command: SlashCommand) ->
     """Defer the job that answers `command` (runs after the ack)."""
     if isinstance(intent, ListRevisionsIntent):
         await deps.jobs.configure_task("rollbot:list_revisions").defer_async(
-            service=intent.service, command=command.as_job_args())
+            service=intent.service, command=dict(command.as_job_args()))
         return
     raise ValueError(f"no job for {type(intent).__name__}")
 

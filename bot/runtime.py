@@ -90,9 +90,11 @@ class Runtime:
         await self.deps.pool.close()
 
 
-async def serve_http(runtime: Runtime, host: str, port: int) -> web.AppRunner:
+async def serve_http(runtime: Runtime, host: str, port: int) -> tuple[web.AppRunner, str]:
+    """Serve the app; returns the runner and the base URL (port 0 picks a free port)."""
     runner = web.AppRunner(runtime.web_app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
-    return runner
+    bound_host, bound_port = runner.addresses[0][:2]
+    return runner, f"http://{bound_host}:{bound_port}"

@@ -13,8 +13,11 @@ import datetime as dt
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
+import grpc
 from google.api_core import exceptions as gexc
 from google.cloud import run_v2
+from google.longrunning import operations_pb2, operations_pb2_grpc
+from google.protobuf import duration_pb2
 from tenacity import (
     AsyncRetrying,
     retry_if_exception,
@@ -45,6 +48,7 @@ class RetryPolicy:
     initial_wait: float = 0.5
     max_wait: float = 8.0
     call_timeout: float = 20.0
+    operation_timeout: float = 120.0  # how long a traffic change may take
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,7 +106,9 @@ class CloudRunError(Exception):
 
 class CloudRun(Protocol):
     async def get_service(self, service: str, region: str) -> ServiceState: ...
-    async def list_revisions(self, service: str, region: str, limit: int = 10) -> list[Revision]: ...
+    async def list_revisions(
+        self, service: str, region: str, limit: int = 10
+    ) -> list[Revision]: ...
     async def get_revision(self, service: str, region: str, revision: str) -> Revision: ...
     async def set_traffic(
         self, service: str, region: str, percents: Mapping[str, int]
@@ -190,6 +196,11 @@ class GoogleCloudRun:
         self._project = project
         self._policy = policy or RetryPolicy()
         self._on_call = on_call  # metrics hook: (method, seconds, outcome)
+        # WaitOperation through a stub on the client's own (authenticated) channel:
+        # the client's wait_operation mixin returns undecoded bytes in
+        # google-cloud-run 0.16, and op.result() polls with 1 s+ random backoff.
+        channel = services.transport.grpc_channel  # type: ignore[attr-defined]
+        self._operations = operations_pb2_grpc.OperationsStub(channel)
 
     def _service_path(self, service: str, region: str) -> str:
         return f"projects/{self._project}/locations/{region}/services/{service}"
@@ -252,7 +263,7 @@ class GoogleCloudRun:
     async def set_traffic(
         self, service: str, region: str, percents: Mapping[str, int]
     ) -> ServiceState:
-        """Route traffic to named revisions and wait for Cloud Run to finish."""
+        """Route traffic to named revisions, wait for Cloud Run to finish, read it back."""
         name = self._service_path(service, region)
         revision_type = run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION
         traffic = [
@@ -260,14 +271,50 @@ class GoogleCloudRun:
             for rev, pct in percents.items()
         ]
 
-        async def update() -> run_v2.Service:
+        async def submit() -> str:
             current = await self._services.get_service(name=name, retry=None)
             current.traffic = traffic
             operation = await self._services.update_service(
                 request=run_v2.UpdateServiceRequest(service=current), retry=None)
-            result: run_v2.Service = await operation.result(
-                timeout=self._policy.call_timeout, retry=None)
-            return result
+            return str(operation.operation.name)
 
-        await self._call("UpdateService", update)
+        operation_name = await self._call("UpdateService", submit)
+        await self.wait_operation(operation_name)
         return await self.get_service(service, region)
+
+    def _wait_once(
+        self, request: operations_pb2.WaitOperationRequest, timeout: float
+    ) -> Callable[[], Awaitable[operations_pb2.Operation]]:
+        async def call() -> operations_pb2.Operation:
+            try:
+                operation: operations_pb2.Operation = await self._operations.WaitOperation(
+                    request, timeout=timeout)
+            except grpc.aio.AioRpcError as exc:
+                raise gexc.from_grpc_error(exc) from exc
+            return operation
+
+        return call
+
+    async def wait_operation(self, operation_name: str) -> None:
+        """Block on WaitOperation (one RPC per wait, not the client's 1 s+ polling)
+        until done, failed, or the policy's operation_timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._policy.operation_timeout
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise CloudRunError(
+                    "timeout",
+                    f"Cloud Run operation {operation_name} did not finish within "
+                    f"{self._policy.operation_timeout:g}s; its outcome is unknown",
+                )
+            wait = min(remaining, 10.0)
+            request = operations_pb2.WaitOperationRequest(
+                name=operation_name, timeout=duration_pb2.Duration(
+                    seconds=int(wait), nanos=int((wait % 1) * 1e9)))
+            raw = await self._call("WaitOperation", self._wait_once(request, wait + 5))
+            if raw.done:
+                if raw.HasField("error") and raw.error.code:
+                    raise CloudRunError("error", f"Cloud Run operation {operation_name} "
+                                        f"failed: {raw.error.message}")
+                return

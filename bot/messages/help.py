@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from slack_sdk.models.blocks import DividerBlock, HeaderBlock
+
 from bot.catalog import Catalog
 from bot.messages.base import Message, context, mrkdwn_section
-from slack_sdk.models.blocks import DividerBlock, HeaderBlock
 
 
 def help_message(catalog: Catalog) -> Message:

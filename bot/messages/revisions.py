@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 
+from slack_sdk.models.blocks import ButtonElement, HeaderBlock, SectionBlock
+
 from bot.ids import RevisionListAction
 from bot.messages.base import Message, context, mrkdwn_section, when
 from integrations.cloud_run import Revision, ServiceState
-from slack_sdk.models.blocks import ButtonElement, HeaderBlock, SectionBlock
 
 
 def roll_back_button_value(service: str, revision: str) -> str:

@@ -53,5 +53,5 @@ def test_errors_name_the_file_and_the_key(text: str, expected: str) -> None:
 
 
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(CatalogError, match="not found.*ROLLBOT_CONFIG"):
+    with pytest.raises(CatalogError, match=r"not found.*ROLLBOT_CONFIG"):
         load_catalog(tmp_path / "nope.toml")

@@ -1,0 +1,220 @@
+"""Cloud Run Admin API v2: google.cloud.run.v2.Services and google.cloud.run.v2.Revisions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import re
+import string
+from collections.abc import Callable
+
+import grpc
+from google.cloud import run_v2
+from google.longrunning import operations_pb2
+from google.protobuf import message
+
+from ..world import UTC, EmuRevision, EmuService, EmuTrafficTarget, World
+from .cloud_run_messages import (
+    etag,
+    latest_created,
+    parse_env,
+    revision_message,
+    service_message,
+)
+from .common import EmuError, invalid, not_found, paginate
+from .operations import OperationStore
+
+_LOCATION_RE = re.compile(r"^projects/([^/]+)/locations/([^/]+)$")
+_SERVICE_RE = re.compile(r"^projects/([^/]+)/locations/([^/]+)/services/([^/]+)$")
+_REVISION_RE = re.compile(
+    r"^projects/([^/]+)/locations/([^/]+)/services/([^/]+)/revisions/([^/]+)$")
+_SEQUENCE_RE = re.compile(r"-(\d{5})-[a-z0-9]+$")
+_TYPE = run_v2.TrafficTargetAllocationType
+
+
+class CloudRunApi:
+    """Implements the Services and Revisions RPCs over a World."""
+
+    def __init__(self, world: World, operations: OperationStore,
+                 operation_delay: Callable[[], float]) -> None:
+        self.world = world
+        self._operations = operations
+        self._operation_delay = operation_delay
+        self._in_flight: dict[str, int] = {}  # service -> updates not yet applied
+        self._reserved: set[tuple[str, str]] = set()  # (service, revision) being created
+
+    # --- names ---------------------------------------------------------------
+    def _check_location(self, project: str, location: str, *, allow_any: bool = False) -> None:
+        if project != self.world.project:
+            raise not_found(f"Project '{project}' not found "
+                            f"(this emulator serves project '{self.world.project}').")
+        if location != self.world.region and not (allow_any and location == "-"):
+            raise not_found(f"Location '{location}' not found "
+                            f"(services live in '{self.world.region}').")
+
+    def _service(self, name: str) -> EmuService:
+        match = _SERVICE_RE.match(name)
+        if not match:
+            raise invalid(f"Invalid service name {name!r}: expected "
+                          "projects/{project}/locations/{location}/services/{service}")
+        project, location, short = match.groups()
+        self._check_location(project, location)
+        svc = self.world.services.get(short)
+        if svc is None:
+            raise not_found(f"Resource '{short}' of kind 'SERVICE' in region "
+                            f"'{location}' in project '{project}' does not exist.")
+        return svc
+
+    def _message(self, svc: EmuService) -> run_v2.Service:
+        return service_message(self.world, svc, reconciling=self._in_flight.get(svc.name, 0) > 0)
+
+    # --- Services ------------------------------------------------------------
+    def get_service(self, request: run_v2.GetServiceRequest) -> run_v2.Service:
+        return self._message(self._service(request.name))
+
+    def list_services(self, request: run_v2.ListServicesRequest) -> run_v2.ListServicesResponse:
+        match = _LOCATION_RE.match(request.parent)
+        if not match:
+            raise invalid(f"Invalid parent {request.parent!r}: expected "
+                          "projects/{project}/locations/{location}")
+        self._check_location(*match.groups(), allow_any=True)
+        services = [self.world.services[k] for k in sorted(self.world.services)]
+        page, token = paginate(services, request.page_size, request.page_token,
+                               default_size=100, max_size=1000)
+        return run_v2.ListServicesResponse(services=[self._message(s) for s in page],
+                                           next_page_token=token)
+
+    def update_service(self, request: run_v2.UpdateServiceRequest) -> operations_pb2.Operation:
+        wanted = request.service
+        svc = self._service(wanted.name)
+        if wanted.etag and wanted.etag != etag(self.world, svc):
+            raise EmuError(grpc.StatusCode.ABORTED,
+                           f"etag {wanted.etag} does not match the current one: the service "
+                           "changed since it was read; get it again and retry.")
+        paths = list(request.update_mask.paths)
+        touch_template = not paths or any(p.split(".")[0] == "template" for p in paths)
+        touch_traffic = not paths or "traffic" in paths
+        new_rev = self._new_revision(svc, wanted) if touch_template else None
+        targets: list[EmuTrafficTarget] | None = None
+        if touch_traffic:
+            targets = self._validate_traffic(svc, list(wanted.traffic), new_rev)
+        location = self.world.location_name
+        if request.validate_only:
+            return self._operations.start(location, run_v2.Service.pb(self._message(svc)),
+                                          lambda: run_v2.Service.pb(self._message(svc)), 0.0)
+        self._in_flight[svc.name] = self._in_flight.get(svc.name, 0) + 1
+        if new_rev is not None:
+            self._reserved.add((svc.name, new_rev.name))
+
+        def complete() -> message.Message:
+            now = dt.datetime.now(UTC)
+            if new_rev is not None:
+                new_rev.create_time = now
+                svc.revisions[new_rev.name] = new_rev
+                self._reserved.discard((svc.name, new_rev.name))
+            if targets is not None:
+                svc.traffic = targets
+            svc.generation += 1
+            svc.update_time = now
+            self._in_flight[svc.name] -= 1
+            return run_v2.Service.pb(self._message(svc))
+
+        metadata = run_v2.Service.pb(self._message(svc))
+        return self._operations.start(location, metadata, complete, self._operation_delay())
+
+    def _new_revision(self, svc: EmuService, wanted: run_v2.Service) -> EmuRevision | None:
+        """The revision an update creates, or None when the template keeps the same image."""
+        containers = wanted.template.containers
+        if not containers or not containers[0].image:
+            # UpdateService replaces the whole Service unless update_mask says otherwise,
+            # so a request without the template is a bug in the caller, not "no change".
+            raise invalid("service.template.containers[0].image is required: UpdateService "
+                          "replaces the whole Service; get it, change it and send it back, "
+                          "or set update_mask to the fields being changed")
+        image = containers[0].image
+        latest = latest_created(svc)
+        name = wanted.template.revision
+        if name and name in svc.revisions:
+            if latest is not None and svc.revisions[name].image != image:
+                raise invalid(f"Revision named '{name}' already exists with another image; "
+                              "revision names must be unique.")
+            return None
+        if not name and latest is not None and latest.image == image:
+            return None
+        if name and not name.startswith(f"{svc.name}-"):
+            raise invalid(f"service.template.revision must start with '{svc.name}-', "
+                          f"got '{name}'")
+        plain, secrets = parse_env(list(containers[0].env))
+        return EmuRevision(name=name or self._next_revision_name(svc), image=image,
+                           create_time=dt.datetime.now(UTC), env=plain, secrets=secrets)
+
+    def _next_revision_name(self, svc: EmuService) -> str:
+        taken = set(svc.revisions) | {rev for s, rev in self._reserved if s == svc.name}
+        numbers = [int(m.group(1)) for n in taken if (m := _SEQUENCE_RE.search(n))]
+        seq = max(numbers, default=0) + 1
+        while True:
+            suffix = "".join(random.choices(string.ascii_lowercase, k=3))
+            name = f"{svc.name}-{seq:05d}-{suffix}"
+            if name not in taken:
+                return name
+
+    def _validate_traffic(self, svc: EmuService, traffic: list[run_v2.TrafficTarget],
+                          new_rev: EmuRevision | None) -> list[EmuTrafficTarget]:
+        if not traffic:  # documented default: 100% to the latest ready revision
+            return [EmuTrafficTarget(revision=None, percent=100, latest=True)]
+        known = dict(svc.revisions)
+        if new_rev is not None:
+            known[new_rev.name] = new_rev
+        out: list[EmuTrafficTarget] = []
+        for i, target in enumerate(traffic):
+            where = f"service.traffic[{i}]"
+            if not 0 <= target.percent <= 100:
+                raise invalid(f"{where}.percent must be between 0 and 100, got {target.percent}")
+            if target.type_ == _TYPE.TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST:
+                if target.revision:
+                    raise invalid(f"{where}.revision must be empty when type is "
+                                  "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST")
+                out.append(EmuTrafficTarget(None, target.percent, latest=True, tag=target.tag))
+                continue
+            if target.type_ != _TYPE.TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION:
+                raise invalid(f"{where}.type must be TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION "
+                              "or TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST")
+            rev = known.get(target.revision)
+            if rev is None:
+                hint = " (use the short revision name)" if "/" in target.revision else ""
+                raise invalid(f"{where}: Revision '{target.revision}' does not exist "
+                              f"for service '{svc.name}'{hint}.")
+            if target.percent > 0 and not rev.ready:
+                raise EmuError(grpc.StatusCode.FAILED_PRECONDITION,
+                               f"Revision '{rev.name}' is not ready and cannot serve traffic.")
+            out.append(EmuTrafficTarget(rev.name, target.percent, tag=target.tag))
+        total = sum(t.percent for t in out)
+        if total != 100:
+            raise invalid(f"Traffic percents must add up to 100, got {total}.")
+        return out
+
+    # --- Revisions -----------------------------------------------------------
+    def get_revision(self, request: run_v2.GetRevisionRequest) -> run_v2.Revision:
+        match = _REVISION_RE.match(request.name)
+        if not match:
+            raise invalid(f"Invalid revision name {request.name!r}: expected "
+                          "projects/{project}/locations/{location}/services/{service}"
+                          "/revisions/{revision}")
+        project, location, service, short = match.groups()
+        svc = self._service(f"projects/{project}/locations/{location}/services/{service}")
+        rev = svc.revisions.get(short)
+        if rev is None:
+            raise not_found(f"Resource '{short}' of kind 'REVISION' in region '{location}' "
+                            f"in project '{project}' does not exist.")
+        return revision_message(self.world, svc, rev)
+
+    def list_revisions(self, request: run_v2.ListRevisionsRequest,
+                       ) -> run_v2.ListRevisionsResponse:
+        svc = self._service(request.parent)
+        newest_first = sorted(svc.revisions.values(), key=lambda r: r.create_time, reverse=True)
+        page, token = paginate(newest_first, request.page_size, request.page_token,
+                               default_size=100, max_size=1000)
+        return run_v2.ListRevisionsResponse(
+            revisions=[revision_message(self.world, svc, r) for r in page],
+            next_page_token=token,
+        )

@@ -1,0 +1,149 @@
+"""World objects -> Cloud Run Admin API v2 messages (run_v2.Service / run_v2.Revision)."""
+
+from __future__ import annotations
+
+import hashlib
+
+from google.cloud import run_v2
+
+from ..world import EmuRevision, EmuService, EmuTrafficTarget, World
+from .common import stable_uid
+
+CREATOR_ANNOTATION = "serving.knative.dev/creator"
+
+_TYPE = run_v2.TrafficTargetAllocationType
+_STATE = run_v2.Condition.State
+
+
+def etag(world: World, svc: EmuService) -> str:
+    """Opaque, changes on every applied update (the generation bumps)."""
+    digest = hashlib.sha1(f"{world.service_name(svc.name)}@{svc.generation}".encode()).hexdigest()
+    return f'"{digest[:20]}"'
+
+
+def latest_created(svc: EmuService) -> EmuRevision | None:
+    revisions = list(svc.revisions.values())
+    return max(revisions, key=lambda r: r.create_time) if revisions else None
+
+
+def env_vars(rev: EmuRevision) -> list[run_v2.EnvVar]:
+    out = [run_v2.EnvVar(name=k, value=v) for k, v in sorted(rev.env.items())]
+    for env_name, (secret, version) in sorted(rev.secrets.items()):
+        ref = run_v2.SecretKeySelector(secret=secret, version=version)
+        out.append(run_v2.EnvVar(name=env_name,
+                                 value_source=run_v2.EnvVarSource(secret_key_ref=ref)))
+    return out
+
+
+def parse_env(env: list[run_v2.EnvVar]) -> tuple[dict[str, str], dict[str, tuple[str, str]]]:
+    """Container env from a request -> (plain vars, secret refs) as EmuRevision keeps them."""
+    plain: dict[str, str] = {}
+    secrets: dict[str, tuple[str, str]] = {}
+    for var in env:
+        ref = var.value_source.secret_key_ref
+        if ref.secret:
+            # Cloud Run accepts a short secret name or projects/P/secrets/S.
+            secrets[var.name] = (ref.secret.rsplit("/", 1)[-1], ref.version or "latest")
+        else:
+            plain[var.name] = var.value
+    return plain, secrets
+
+
+def _condition(kind: str, ok: bool, when: object, message: str = "") -> run_v2.Condition:
+    return run_v2.Condition(
+        type_=kind,
+        state=_STATE.CONDITION_SUCCEEDED if ok else _STATE.CONDITION_FAILED,
+        last_transition_time=when,
+        message="" if ok else message,
+        severity=run_v2.Condition.Severity.ERROR if not ok else
+        run_v2.Condition.Severity.SEVERITY_UNSPECIFIED,
+    )
+
+
+def _resolve(svc: EmuService, target: EmuTrafficTarget) -> str:
+    return (svc.latest_ready_revision() or "") if target.latest else (target.revision or "")
+
+
+def service_message(world: World, svc: EmuService, *, reconciling: bool = False) -> run_v2.Service:
+    name = world.service_name(svc.name)
+    revisions = sorted(svc.revisions.values(), key=lambda r: r.create_time)
+    newest = revisions[-1] if revisions else None
+    ready_name = svc.latest_ready_revision()
+    ready = newest is None or newest.ready
+    not_ready = f"Revision '{newest.name}' is not ready." if newest else ""
+    created = revisions[0].create_time if revisions else svc.update_time
+    traffic = [
+        run_v2.TrafficTarget(
+            type_=_TYPE.TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST if t.latest
+            else _TYPE.TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION,
+            revision="" if t.latest else (t.revision or ""),
+            percent=t.percent,
+            tag=t.tag,
+        )
+        for t in svc.traffic
+    ]
+    statuses = [
+        run_v2.TrafficTargetStatus(
+            type_=target.type_, revision=_resolve(svc, emu), percent=target.percent,
+            tag=target.tag,
+            uri=svc.uri.replace("https://", f"https://{target.tag}---") if target.tag else "",
+        )
+        for target, emu in zip(traffic, svc.traffic, strict=True)
+    ]
+    template = run_v2.RevisionTemplate()
+    if newest is not None:
+        template = run_v2.RevisionTemplate(
+            containers=[run_v2.Container(image=newest.image, env=env_vars(newest))],
+        )
+    terminal = _condition("Ready", ready, svc.update_time, not_ready)
+    return run_v2.Service(
+        name=name,
+        uid=stable_uid(name),
+        generation=svc.generation,
+        observed_generation=svc.generation,
+        create_time=created,
+        update_time=svc.update_time,
+        creator=revisions[0].creator if revisions else "",
+        last_modifier=newest.creator if newest else "",
+        ingress=run_v2.IngressTraffic.INGRESS_TRAFFIC_ALL,
+        template=template,
+        traffic=traffic,
+        traffic_statuses=statuses,
+        uri=svc.uri,
+        urls=[svc.uri] if svc.uri else [],
+        latest_ready_revision=world.revision_name(svc.name, ready_name) if ready_name else "",
+        latest_created_revision=world.revision_name(svc.name, newest.name) if newest else "",
+        terminal_condition=terminal,
+        conditions=[
+            terminal,
+            _condition("ConfigurationsReady", ready, svc.update_time, not_ready),
+            _condition("RoutesReady", True, svc.update_time),
+        ],
+        reconciling=reconciling,
+        etag=etag(world, svc),
+    )
+
+
+def revision_message(world: World, svc: EmuService, rev: EmuRevision) -> run_v2.Revision:
+    name = world.revision_name(svc.name, rev.name)
+    failure = "The user-provided container failed to start and listen on the port."
+    return run_v2.Revision(
+        name=name,
+        uid=stable_uid(name),
+        generation=1,
+        observed_generation=1,
+        service=svc.name,
+        labels={
+            "serving.knative.dev/service": svc.name,
+            "cloud.googleapis.com/location": world.region,
+        },
+        annotations={CREATOR_ANNOTATION: rev.creator, **rev.annotations},
+        creator=rev.creator,
+        create_time=rev.create_time,
+        update_time=rev.create_time,
+        containers=[run_v2.Container(image=rev.image, env=env_vars(rev))],
+        conditions=[_condition("Ready", rev.ready, rev.create_time, failure)],
+        log_uri=(f"https://console.cloud.google.com/logs/viewer?project={world.project}"
+                 f"&resource=cloud_run_revision/revision_name/{rev.name}"),
+        etag=f'"{stable_uid(name)[:20]}"',
+    )
