@@ -8,6 +8,8 @@ additional context.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import procrastinate
 
@@ -17,14 +19,21 @@ from bot.inbound import SlashCommand
 
 log = logging.getLogger(__name__)
 
-blueprint = procrastinate.Blueprint()
+LIST_REVISIONS = "rollbot.list_revisions"
 
 
-@blueprint.task(name="list_revisions", pass_context=True, queue="interactive")
 async def list_revisions(context: procrastinate.JobContext, *, service: str,
                          command: dict[str, str]) -> None:
     deps = from_context(context)
     await revisions_view.show_revisions(deps, service, SlashCommand(**command))
+
+
+# name -> (function, queue). Registered per App rather than through a shared
+# Blueprint: add_tasks_from rebinds a blueprint's tasks to the first App, which
+# breaks a second App in the same process (tests, the shell sandbox).
+TASKS: dict[str, tuple[Callable[..., Awaitable[Any]], str]] = {
+    LIST_REVISIONS: (list_revisions, "interactive"),
+}
 
 
 def build_job_app(database_url: str) -> procrastinate.App:
@@ -32,5 +41,6 @@ def build_job_app(database_url: str) -> procrastinate.App:
 
     app = procrastinate.App(
         connector=PsycopgConnector(conninfo=database_url, min_size=1, max_size=4))
-    app.add_tasks_from(blueprint, namespace="rollbot")
+    for name, (func, queue) in TASKS.items():
+        app.task(name=name, queue=queue, pass_context=True)(func)
     return app

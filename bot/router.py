@@ -14,6 +14,7 @@ from bot.intents import (
     ListRevisionsIntent,
     RollbackIntent,
 )
+from bot.jobs import LIST_REVISIONS
 from bot.messages.base import Message, ephemeral_error
 from bot.messages.help import help_message
 
@@ -46,7 +47,7 @@ def immediate_reply(intent: Intent | CommandError, catalog: Catalog) -> Message 
 async def hand_off_command(deps: Deps, intent: Intent, command: SlashCommand) -> None:
     """Defer the job that answers `command` (runs after the ack)."""
     if isinstance(intent, ListRevisionsIntent):
-        await deps.jobs.configure_task("rollbot:list_revisions").defer_async(
+        await deps.jobs.configure_task(LIST_REVISIONS).defer_async(
             service=intent.service, command=dict(command.as_job_args()))
         return
     raise ValueError(f"no job for {type(intent).__name__}")

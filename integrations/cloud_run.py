@@ -211,7 +211,7 @@ class GoogleCloudRun:
         try:
             async for attempt in AsyncRetrying(
                 stop=stop_after_attempt(policy.attempts) | stop_after_delay(policy.total_seconds),
-                wait=wait_exponential_jitter(initial=policy.initial_wait, max=policy.max_wait),
+                wait=wait_exponential_jitter(multiplier=policy.initial_wait, max=policy.max_wait),
                 retry=retry_if_exception(lambda e: isinstance(e, TRANSIENT)),
                 reraise=True,
             ):

@@ -39,9 +39,9 @@ async def emulated() -> AsyncIterator[EmulatedWorld]:
 
 @pytest_asyncio.fixture
 async def running_bot(
-    emulated: EmulatedWorld, database_url: str, redis_url: str
+    emulated: EmulatedWorld, database_url: str, fresh_redis_url: str
 ) -> AsyncIterator[RunningBot]:
-    env = emulated.env() | {"DATABASE_URL": database_url, "REDIS_URL": redis_url}
+    env = emulated.env() | {"DATABASE_URL": database_url, "REDIS_URL": fresh_redis_url}
     settings = Settings(**env)  # type: ignore[arg-type]
     catalog = load_catalog(emulated.catalog_path)
     runtime = await Runtime.start(settings, catalog, retry_policy=FAST_RETRY)

