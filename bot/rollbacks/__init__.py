@@ -1,0 +1,1 @@
+"""Rollbacks: the state machine's data (model) and its Postgres store."""
