@@ -83,10 +83,20 @@ async def socket_mode() -> None:
 async def emulate(with_stores: bool, slack_port: int, google_port: int, target_port: int) -> None:
     from integrations.emulators.launcher import EmulatedWorld
 
+    # Handlers first: a SIGINT/SIGTERM while the servers start still stops them all
+    # (start finishes, then everything is stopped in order) instead of leaking them.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
     world = await EmulatedWorld.start(
         with_stores=with_stores, slack_port=slack_port, google_port=google_port,
         target_port=target_port)
     try:
+        if stop.is_set():
+            return
+        slack = world.slack.base_url
         print("rollbot emulators are running on loopback:")
         print(f"  Slack Web API   {world.slack.api_url}")
         print(f"  Google Cloud    {world.google.address} (gRPC: Cloud Run, Secret Manager, "
@@ -95,8 +105,15 @@ async def emulate(with_stores: bool, slack_port: int, google_port: int, target_p
         if with_stores:
             print("  Postgres, Redis embedded (see DATABASE_URL, REDIS_URL)")
         print("\n# Paste into another shell, then run `rollbot serve`:")
-        print(world.env_block(), flush=True)
-        await _wait_for_signal()
+        print(world.env_block())
+        print("\n# Then, from any shell: deliver `/rollback api` to the bot on $PORT (default "
+              "3000) and read what it said:")
+        print(f"curl -s -X POST {slack}/_emulator/command -H 'Content-Type: application/json' "
+              "-d '{\"app_url\": \"http://127.0.0.1:'\"${PORT:-3000}\"'/slack/events\", "
+              "\"text\": \"api\", \"user_id\": \"U0ALICE\", \"channel_id\": \"C0INCIDENT\"}'")
+        print(f"curl -s '{slack}/_emulator/calls?method=response_url'")
+        print(f"curl -s '{slack}/_emulator/messages?channel=C0INCIDENT'", flush=True)
+        await stop.wait()
     finally:
         await world.stop()
 

@@ -17,6 +17,11 @@ if TYPE_CHECKING:
     from psycopg_pool import AsyncConnectionPool
     from redis.asyncio import Redis
 
+    from bot.rollbacks.audit import AuditLog
+    from bot.rollbacks.store import RollbackStore
+    from bot.stores.redis_store import Deduplicator
+    from integrations.http_checks import HttpChecker
+
 
 @dataclasses.dataclass
 class Deps:
@@ -28,6 +33,10 @@ class Deps:
     cloud_run: CloudRun
     jobs: procrastinate.App
     dispatcher: Dispatcher
+    rollbacks: RollbackStore
+    audit: AuditLog
+    dedupe: Deduplicator
+    http: HttpChecker
     extras: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
@@ -39,3 +48,10 @@ def from_context(context: Any) -> Deps:
     deps = context[DEPS_KEY] if isinstance(context, dict) else context.additional_context[DEPS_KEY]
     assert isinstance(deps, Deps)
     return deps
+
+
+async def group_members(deps: Deps, group_id: str) -> list[str]:
+    """Members of a Slack user group (approvers may be given as groups)."""
+    result = await deps.slack.client.usergroups_users_list(usergroup=group_id)
+    users: list[object] = result.get("users") or []
+    return [str(user) for user in users]

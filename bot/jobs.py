@@ -13,26 +13,74 @@ from typing import Any
 
 import procrastinate
 
-from bot import revisions_view
+from bot import history_view, revisions_view
 from bot.deps import from_context
-from bot.inbound import SlashCommand
+from bot.inbound import ButtonClick, SlashCommand
+from bot.intents import RollbackIntent
+from bot.jobs_names import (
+    CANCEL,
+    CONFIRM,
+    EXECUTE,
+    HISTORY,
+    LIST_REVISIONS,
+    MAINTENANCE,
+    PROPOSE,
+    VERIFY,
+)
+from bot.workflow import decide, execute, propose, recovery, verify
 
 log = logging.getLogger(__name__)
 
-LIST_REVISIONS = "rollbot.list_revisions"
+MAINTENANCE_CRON = "* * * * *"  # every minute: stalled jobs, orphaned rollbacks, expiry
 
 
-async def list_revisions(context: procrastinate.JobContext, *, service: str,
-                         command: dict[str, str]) -> None:
-    deps = from_context(context)
-    await revisions_view.show_revisions(deps, service, SlashCommand(**command))
+async def list_revisions_job(context: procrastinate.JobContext, *, service: str,
+                             command: dict[str, str]) -> None:
+    await revisions_view.show_revisions(from_context(context), service, SlashCommand(**command))
+
+
+async def history_job(context: procrastinate.JobContext, *, service: str,
+                      command: dict[str, str]) -> None:
+    await history_view.show_history(from_context(context), service, SlashCommand(**command))
+
+
+async def propose_job(context: procrastinate.JobContext, *, service: str, revision: str,
+                      dry_run: bool, command: dict[str, str]) -> None:
+    await propose.propose(from_context(context), RollbackIntent(service, revision, dry_run),
+                          SlashCommand(**command))
+
+
+async def confirm_job(context: procrastinate.JobContext, *, click: dict[str, str]) -> None:
+    await decide.confirm(from_context(context), ButtonClick(**click))
+
+
+async def cancel_job(context: procrastinate.JobContext, *, click: dict[str, str]) -> None:
+    await decide.cancel(from_context(context), ButtonClick(**click))
+
+
+async def execute_job(context: procrastinate.JobContext, *, rollback_id: int) -> None:
+    await execute.execute(from_context(context), rollback_id)
+
+
+async def verify_job(context: procrastinate.JobContext, *, rollback_id: int) -> None:
+    await verify.verify(from_context(context), rollback_id)
+
+
+async def maintenance_job(context: procrastinate.JobContext, timestamp: int) -> None:
+    await recovery.maintenance(from_context(context))
 
 
 # name -> (function, queue). Registered per App rather than through a shared
 # Blueprint: add_tasks_from rebinds a blueprint's tasks to the first App, which
 # breaks a second App in the same process (tests, the shell sandbox).
 TASKS: dict[str, tuple[Callable[..., Awaitable[Any]], str]] = {
-    LIST_REVISIONS: (list_revisions, "interactive"),
+    LIST_REVISIONS: (list_revisions_job, "interactive"),
+    HISTORY: (history_job, "interactive"),
+    PROPOSE: (propose_job, "interactive"),
+    CONFIRM: (confirm_job, "interactive"),
+    CANCEL: (cancel_job, "interactive"),
+    EXECUTE: (execute_job, "rollbacks"),
+    VERIFY: (verify_job, "rollbacks"),
 }
 
 
@@ -43,4 +91,7 @@ def build_job_app(database_url: str) -> procrastinate.App:
         connector=PsycopgConnector(conninfo=database_url, min_size=1, max_size=4))
     for name, (func, queue) in TASKS.items():
         app.task(name=name, queue=queue, pass_context=True)(func)
+    maintenance = app.task(name=MAINTENANCE, queue="maintenance", pass_context=True)(
+        maintenance_job)
+    app.periodic(cron=MAINTENANCE_CRON, periodic_id="maintenance")(maintenance)
     return app

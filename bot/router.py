@@ -3,6 +3,7 @@ so it can ride on the ack) or a durable hand-off to a procrastinate job."""
 
 from __future__ import annotations
 
+from bot import authz
 from bot.catalog import Catalog
 from bot.deps import Deps
 from bot.inbound import ButtonClick, SlashCommand
@@ -14,51 +15,61 @@ from bot.intents import (
     ListRevisionsIntent,
     RollbackIntent,
 )
-from bot.jobs import LIST_REVISIONS
+from bot.jobs_names import CANCEL, CONFIRM, HISTORY, LIST_REVISIONS, PROPOSE
+from bot.messages import refusals
 from bot.messages.base import Message, ephemeral_error
 from bot.messages.help import help_message
 
 
-def not_yet_available(catalog: Catalog, service: str, revision: str) -> Message:
-    svc = catalog.services[service]
-    region = catalog.region_of(service)
-    return ephemeral_error(
-        f"Rollbacks from Slack are not available yet (asked: `{service}` → `{revision}`).",
-        "Nothing was changed. By hand, per the runbook: "
-        f"`gcloud run services update-traffic {svc.cloud_run_service} --region={region} "
-        f"--to-revisions={revision}=100`",
-    )
-
-
-def immediate_reply(intent: Intent | CommandError, catalog: Catalog) -> Message | None:
+def immediate_reply(intent: Intent | CommandError, catalog: Catalog,
+                    command: SlashCommand) -> Message | None:
     """The answer when it needs no I/O; None when a job must do the work."""
     if isinstance(intent, CommandError):
         return ephemeral_error(intent.problem, intent.hint)
     if isinstance(intent, HelpIntent):
         return help_message(catalog)
-    if isinstance(intent, RollbackIntent):
-        return not_yet_available(catalog, intent.service, intent.revision)
-    if isinstance(intent, HistoryIntent):
-        return ephemeral_error("`/rollback history` is not available yet.",
-                               "It arrives with rollbacks from Slack.")
+    if isinstance(intent, RollbackIntent) and not intent.dry_run:
+        channel = authz.channel_allowed(catalog, command.channel_name)
+        if not channel.allowed:
+            return refusals.not_incident_channel(catalog.slack.incident_channel_pattern)
     return None
 
 
 async def hand_off_command(deps: Deps, intent: Intent, command: SlashCommand) -> None:
     """Defer the job that answers `command` (runs after the ack)."""
+    args = dict(command.as_job_args())
     if isinstance(intent, ListRevisionsIntent):
         await deps.jobs.configure_task(LIST_REVISIONS).defer_async(
-            service=intent.service, command=dict(command.as_job_args()))
-        return
-    raise ValueError(f"no job for {type(intent).__name__}")
+            service=intent.service, command=args)
+    elif isinstance(intent, HistoryIntent):
+        await deps.jobs.configure_task(HISTORY).defer_async(service=intent.service, command=args)
+    elif isinstance(intent, RollbackIntent):
+        await deps.jobs.configure_task(PROPOSE).defer_async(
+            service=intent.service, revision=intent.revision, dry_run=intent.dry_run,
+            command=args)
+    else:
+        raise ValueError(f"no job for {type(intent).__name__}")
 
 
-def click_reply(click: ButtonClick, catalog: Catalog) -> Message:
-    """The answer to a revision-list button (the rollback flow comes next)."""
+def revision_button_intent(click: ButtonClick, catalog: Catalog
+                           ) -> tuple[RollbackIntent, SlashCommand] | Message:
+    """A "Roll back to this" click is the same request as `/rollback <svc> <rev>`."""
     value = click.json_value() or {}
     service, revision = value.get("service"), value.get("revision")
-    if not isinstance(service, str) or service not in catalog.services or not isinstance(
-            revision, str):
+    svc = catalog.services.get(service) if isinstance(service, str) else None
+    if (svc is None or not isinstance(revision, str) or not isinstance(service, str)
+            or not revision.startswith(svc.cloud_run_service + "-")):
         return ephemeral_error("That button is out of date or malformed.",
                                "Run `/rollback <service>` again for a fresh list.")
-    return not_yet_available(catalog, service, revision)
+    command = SlashCommand(
+        user_id=click.user_id, channel_id=click.channel_id, channel_name=click.channel_name,
+        text=f"{service} {revision}", response_url=click.response_url,
+        trigger_id=f"click:{click.action_ts}:{click.user_id}")
+    if not catalog.is_incident_channel(click.channel_name):
+        return refusals.not_incident_channel(catalog.slack.incident_channel_pattern)
+    return RollbackIntent(service, revision), command
+
+
+async def hand_off_decision(deps: Deps, click: ButtonClick, confirm: bool) -> None:
+    await deps.jobs.configure_task(CONFIRM if confirm else CANCEL).defer_async(
+        click=dict(click.as_job_args()))

@@ -20,12 +20,16 @@ from bot.config import Settings
 from bot.deps import DEPS_KEY, Deps
 from bot.dispatch import Dispatcher
 from bot.jobs import build_job_app
+from bot.rollbacks.audit import AuditLog
+from bot.rollbacks.store import RollbackStore
 from bot.slack_out import SlackOut, make_web_client
 from bot.stores.db import check_database, open_pool
 from bot.stores.migrations import migrate
-from bot.stores.redis_store import check_redis, open_redis
+from bot.stores.redis_store import Deduplicator, check_redis, open_redis
+from bot.workflow import recovery
 from integrations.cloud_run import GoogleCloudRun, RetryPolicy
 from integrations.gcp import GoogleClients, make_google_clients
+from integrations.http_checks import HttpChecker
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +60,22 @@ class Runtime:
         deps = Deps(
             settings=settings, catalog=catalog, pool=pool, redis=redis, slack=slack,
             cloud_run=cloud_run, jobs=jobs, dispatcher=Dispatcher(),
+            rollbacks=RollbackStore(pool), audit=AuditLog(pool), dedupe=Deduplicator(redis),
+            http=HttpChecker(),
         )
         runtime = cls(deps, build_bolt_app(deps), google)
         if run_worker:
             runtime.start_worker()
+            await runtime.recover()
         return runtime
+
+    async def recover(self) -> None:
+        """Finish or fail what a crashed process left behind, and say so in Slack."""
+        try:
+            await recovery.retry_stalled_jobs(self.deps)
+            await recovery.resume_orphans(self.deps)
+        except Exception:
+            log.exception("crash recovery at start failed; the periodic job will retry")
 
     def start_worker(self, concurrency: int = 8) -> None:
         self._worker = asyncio.create_task(self.deps.jobs.run_worker_async(
@@ -85,6 +100,7 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._worker
         await self.deps.jobs.close_async()
+        await self.deps.http.close()
         await self.google.close()
         await self.deps.redis.aclose()
         await self.deps.pool.close()

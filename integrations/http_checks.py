@@ -1,9 +1,27 @@
 """HTTP checks of a target service: /health, /ready (with its dependency checks),
-smoke URLs. Returns results; never builds Slack messages."""
+smoke URLs. Returns results; never builds Slack messages.
+
+One check is one GET: no retries (the verifier polls), no redirects followed (a 3xx
+is reported, not chased to another host), at most 64 KiB of body read, and network
+failures come back as a failed `CheckResult`, never as an exception.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import errno
+import json
+import logging
+import socket
+import time
+from typing import Any
+
+import aiohttp
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 64 * 1024
+MAX_DETAIL_CHARS = 160
 
 
 @dataclasses.dataclass(frozen=True)
@@ -16,3 +34,177 @@ class CheckResult:
     elapsed_ms: float
     attempts: int = 1
     dependencies: dict[str, str] = dataclasses.field(default_factory=dict)  # /ready "checks"
+
+
+def _short(text: str, limit: int = MAX_DETAIL_CHARS) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g}s"
+
+
+def _text(value: Any) -> str:
+    """A JSON value as short text: strings as-is, {"status"|"message": …} unwrapped."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        for key in ("status", "message", "error"):
+            if isinstance(value.get(key), str):
+                return str(value[key])
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+def _dependencies(body: Any) -> dict[str, str]:
+    checks = body.get("checks") if isinstance(body, dict) else None
+    if not isinstance(checks, dict):
+        return {}
+    return {str(key): _short(_text(value), 80) for key, value in checks.items()}
+
+
+def _failing(dependencies: dict[str, str]) -> str:
+    bad = [f"{k}={v}" for k, v in dependencies.items() if v.lower() not in ("ok", "healthy", "up")]
+    return ", ".join(bad)
+
+
+def _parse_json(raw: bytes) -> Any:
+    if raw.lstrip()[:1] not in (b"{", b"["):
+        return None
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+
+
+async def _read_limited(response: aiohttp.ClientResponse) -> tuple[bytes, bool]:
+    """Up to MAX_BODY_BYTES of body, and whether there was more."""
+    chunks: list[bytes] = []
+    size = 0
+    while size <= MAX_BODY_BYTES:
+        chunk = await response.content.read(MAX_BODY_BYTES + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    raw = b"".join(chunks)
+    return raw[:MAX_BODY_BYTES], size > MAX_BODY_BYTES
+
+
+def _verdict(status: int, reason: str, raw: bytes, truncated: bool, location: str | None,
+             expect_json_status: str | None) -> tuple[bool, str, dict[str, str]]:
+    """(ok, detail, dependencies) for one HTTP answer."""
+    if 300 <= status < 400:
+        target = f" to {location}" if location else ""
+        return False, f"{status} redirect{target} (not followed)", {}
+    success = 200 <= status < 300
+    if truncated:
+        if success and expect_json_status is not None:
+            return False, f"{status} but body over 64 KiB (status not checked)", {}
+        return success, f"{status} {reason} (body over 64 KiB, not read)".replace("  ", " "), {}
+    body = _parse_json(raw)
+    dependencies = _dependencies(body)
+    json_status = body.get("status") if isinstance(body, dict) else None
+    label = _text(json_status) if json_status is not None else reason
+    if success:
+        if expect_json_status is not None and json_status is not None \
+                and _text(json_status) != expect_json_status:
+            return False, f"{status} but status={_text(json_status)}", dependencies
+        return True, f"{status} {label}".rstrip(), dependencies
+    why = ""
+    if isinstance(body, dict):
+        for key in ("error", "message", "detail"):
+            if body.get(key) not in (None, ""):
+                why = _text(body[key])
+                break
+        if not why:
+            why = _failing(dependencies)
+    elif raw and not body:
+        why = raw[:200].decode("utf-8", "replace").strip()
+    detail = f"{status} {label}".rstrip() + (f": {why}" if why else "")
+    return False, detail, dependencies
+
+
+def _network_failure(exc: BaseException, timeout: float) -> str:
+    """A short reason for a request that got no (complete) answer."""
+    if isinstance(exc, TimeoutError):  # includes aiohttp's ServerTimeoutError
+        return f"timeout after {_seconds(timeout)}"
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return f"TLS error: {exc}"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        os_error = exc.os_error
+        if isinstance(os_error, socket.gaierror):
+            return f"DNS lookup failed for {exc.host}"
+        if os_error.errno == errno.ECONNREFUSED or isinstance(os_error, ConnectionRefusedError):
+            return "connection refused"
+        return f"cannot connect: {os_error.strerror or os_error}"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "server disconnected"
+    if isinstance(exc, aiohttp.InvalidURL):
+        return "invalid URL"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return "incomplete response body"
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return f"bad response: {exc.message}"
+    if isinstance(exc, ConnectionResetError):
+        return "connection reset"
+    if isinstance(exc, OSError):
+        return f"network error: {exc.strerror or exc}"
+    return f"request failed: {type(exc).__name__}"
+
+
+class HttpChecker:
+    """GETs one URL per check. Owns (and closes) its session unless one is given."""
+
+    def __init__(self, session: aiohttp.ClientSession | None = None, *,
+                 user_agent: str = "rollbot/0.1") -> None:
+        self._session = session
+        self._owns_session = session is None
+        self.user_agent = user_agent
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or (self._session.closed and self._owns_session):
+            self._session = aiohttp.ClientSession(headers={"User-Agent": self.user_agent})
+            self._owns_session = True
+        return self._session
+
+    async def close(self) -> None:
+        if self._owns_session and self._session is not None and not self._session.closed:
+            await self._session.close()
+
+    async def __aenter__(self) -> HttpChecker:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def check(self, name: str, url: str, *, timeout: float,  # noqa: ASYNC109
+                    expect_json_status: str | None = None) -> CheckResult:
+        started = time.perf_counter()
+
+        def result(ok: bool, status: int | None, detail: str,
+                   dependencies: dict[str, str] | None = None) -> CheckResult:
+            return CheckResult(
+                name=name, url=url, ok=ok, status=status, detail=_short(detail),
+                elapsed_ms=round((time.perf_counter() - started) * 1000, 1),
+                dependencies=dependencies or {},
+            )
+
+        try:
+            async with self._client().get(
+                url,
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=timeout),
+                headers={"User-Agent": self.user_agent, "Accept": "application/json, */*"},
+            ) as response:
+                raw, truncated = await _read_limited(response)
+                ok, detail, dependencies = _verdict(
+                    response.status, response.reason or "", raw, truncated,
+                    response.headers.get("Location"), expect_json_status,
+                )
+                return result(ok, response.status, detail, dependencies)
+        except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
+            return result(False, None, _network_failure(exc, timeout))
+        except Exception as exc:  # a check reports; it never takes the verifier down
+            log.exception("HTTP check %s of %s failed unexpectedly", name, url)
+            return result(False, None, f"check error: {type(exc).__name__}")

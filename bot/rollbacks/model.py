@@ -69,6 +69,9 @@ class Rollback:
     plan: dict[str, Any]  # the Plan as JSON (bot.plans.Plan.to_json)
     created_at: dt.datetime
     updated_at: dt.datetime
+    # Added with migration 0002; defaulted so older constructors keep working.
+    cancelled_by: str | None = None
+    finished_at: dt.datetime | None = None  # set exactly when the state is final
 
     @property
     def active(self) -> bool:

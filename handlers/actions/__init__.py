@@ -1,8 +1,12 @@
 from slack_bolt.async_app import AsyncApp
 
-from bot.ids import RevisionListAction
+from bot.ids import RevisionListAction, RollbackAction
+from handlers.actions.cancel import cancel_rollback
+from handlers.actions.confirm import confirm_rollback
 from handlers.actions.roll_back_to import roll_back_to
 
 
 def register(app: AsyncApp) -> None:
     app.action(RevisionListAction.ROLL_BACK_TO.value)(roll_back_to)
+    app.action(RollbackAction.CONFIRM.value)(confirm_rollback)
+    app.action(RollbackAction.CANCEL.value)(cancel_rollback)

@@ -1,4 +1,4 @@
-"""The "Roll back to this" button on a revision list."""
+"""The "Roll back to this" button on a revision list: same flow as `/rollback <svc> <rev>`."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from bot import router
 from bot.deps import from_context
 from bot.inbound import ButtonClick
+from handlers.handoff import report_failed_handoff
 
 
 async def roll_back_to(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any],
@@ -16,5 +17,12 @@ async def roll_back_to(ack: AsyncAck, body: dict[str, Any], action: dict[str, An
     await ack()
     deps = from_context(context)
     click = ButtonClick.from_body(body, action)
-    reply = router.click_reply(click, deps.catalog)
-    deps.dispatcher.submit(deps.slack.respond(click.response_url, reply), name="roll-back-to")
+    routed = router.revision_button_intent(click, deps.catalog)
+    if isinstance(routed, tuple):
+        intent, command = routed
+        deps.dispatcher.submit(router.hand_off_command(deps, intent, command),
+                               on_error=report_failed_handoff(deps, click.response_url),
+                               name="roll-back-to")
+    else:
+        deps.dispatcher.submit(deps.slack.respond(click.response_url, routed),
+                               name="roll-back-to-refusal")

@@ -18,7 +18,8 @@ from integrations.emulators.world import World, default_world
 DEMO_APPROVERS = ("U0BOB", "U0CAROL")
 
 
-def emulated_catalog(world: World, target_url: str) -> str:
+def emulated_catalog(world: World, target_url: str, *, window_seconds: float = 20.0,
+                     interval_seconds: float = 1.0) -> str:
     """A services catalog whose URLs point at the target app."""
     base = target_url.rstrip("/")
     services = {"api": "medicalcor-api", "web": "medicalcor-web"}
@@ -39,7 +40,8 @@ def emulated_catalog(world: World, target_url: str) -> str:
             f"approvers = [{approvers}]\n"
             "require_second_person = true\n"
             f"[services.{key}.verification]\n"
-            "window_seconds = 20\ninterval_seconds = 1\n"
+            f"window_seconds = {window_seconds}\ninterval_seconds = {interval_seconds}\n"
+            "timeout_seconds = 2\n"
         )
     example = Path(__file__).resolve().parents[2] / "rollbot.toml"
     if example.exists():
@@ -70,6 +72,7 @@ class EmulatedWorld:
         cls, *, world: World | None = None, with_stores: bool = False,
         operation_delay: float = 0.05, host: str = "127.0.0.1",
         slack_port: int = 0, google_port: int = 0, target_port: int = 0,
+        verification_window: float = 20.0, verification_interval: float = 1.0,
     ) -> EmulatedWorld:
         world = world or default_world(bad_latest=True)
         signing_secret = secrets.token_hex(16)
@@ -82,7 +85,9 @@ class EmulatedWorld:
         await target.start(host, target_port)
         tmp = tempfile.TemporaryDirectory(prefix="rollbot-emulate-")
         catalog_path = Path(tmp.name) / "rollbot.toml"
-        catalog_path.write_text(emulated_catalog(world, target.url), encoding="utf-8")
+        catalog_path.write_text(emulated_catalog(
+            world, target.url, window_seconds=verification_window,
+            interval_seconds=verification_interval), encoding="utf-8")
         emulated = cls(world, google, slack, target, catalog_path, signing_secret, bot_token,
                        _tmp=tmp)
         if with_stores:

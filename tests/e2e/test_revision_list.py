@@ -102,17 +102,6 @@ async def test_bad_signatures_get_401_and_do_nothing(running_bot: RunningBot) ->
     assert "medicalcor-web" in call.args["text"]
 
 
-async def test_revision_button_answers(running_bot: RunningBot) -> None:
-    slack = running_bot.world.slack
-    value = json.dumps({"service": "api", "revision": "medicalcor-api-00014-def"})
-    result = await slack.click(
-        running_bot.events_url, action_id="revisions.roll_back_to", value=value,
-        user_id="U0ALICE", channel_id="C0INCIDENT")
-    assert result.status == 200
-    call = await slack.wait_for("response_url", timeout=10)
-    assert "medicalcor-api-00014-def" in call.args["text"]
-
-
 async def test_healthz_and_readyz(running_bot: RunningBot) -> None:
     async with aiohttp.ClientSession() as session:
         async with session.get(running_bot.url + "/healthz") as health:

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 import redis.asyncio as aioredis
 
-from bot.stores import embedded
+from bot.stores import pginstall
 from bot.stores.embedded import EmbeddedPostgres, EmbeddedRedis
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,7 +48,7 @@ async def test_postgres_start_query_stop_removes_dir() -> None:
             assert await cur.fetchone() == ("postgres", "off")
         assert pg.pid is not None
         if IS_ROOT:  # PostgreSQL refuses root: it must run as the unprivileged user
-            assert _proc_uid(pg.pid) == embedded._run_as().uid  # type: ignore[union-attr]
+            assert _proc_uid(pg.pid) == pginstall.run_as().uid  # type: ignore[union-attr]
         data_dir, port = pg.data_dir, pg.port
     finally:
         await pg.stop()
@@ -102,25 +102,25 @@ async def test_busy_requested_port_fails_clearly() -> None:
 @pytest.mark.skipif(not IS_ROOT, reason="the copy is only needed when running as root")
 async def test_copied_binaries_run_as_unprivileged_user(monkeypatch: pytest.MonkeyPatch) -> None:
     """A venv under /root (mode 700) is unreadable to `nobody`: run from a /tmp copy."""
-    who = embedded._run_as()
+    who = pginstall.run_as()
     assert who is not None
     private = Path(tempfile.mkdtemp())  # mode 700, owned by root
-    assert not embedded._tree_readable([private], who)
+    assert not pginstall.tree_readable([private], who)
 
     cache_root = Path(tempfile.mkdtemp())
     cache_root.chmod(0o755)
     try:
-        bin_dir = embedded._pg_bin_dir(who, force_copy=True, cache_root=cache_root)
+        bin_dir = pginstall.pg_bin_dir(who, force_copy=True, cache_root=cache_root)
         assert bin_dir.is_relative_to(cache_root)
-        assert embedded._tree_readable([bin_dir.parent], who)
+        assert pginstall.tree_readable([bin_dir.parent], who)
         # Reused, not re-copied (the copy is published with an atomic rename).
-        assert embedded._copy_pginstall(embedded._pg_package_dir(), cache_root) == (
+        assert pginstall.copy_pginstall(pginstall.pg_package_dir(), cache_root) == (
             bin_dir.parents[2]
         )
         assert [p.name for p in cache_root.iterdir()] == [bin_dir.parents[2].name]
 
         # initdb needs libpq through a relative RPATH: a full start proves the layout.
-        monkeypatch.setattr(embedded, "_pg_bin_dir", lambda _who: bin_dir)
+        monkeypatch.setattr(pginstall, "pg_bin_dir", lambda _who: bin_dir)
         async with EmbeddedPostgres() as pg:
             async with await psycopg.AsyncConnection.connect(pg.url) as conn:
                 cur = await conn.execute("SELECT 1")

@@ -1,7 +1,8 @@
 """SlackEmulator: a local Slack (Web API, response URLs, signed deliveries) for tests.
 
 Point the app's AsyncWebClient at `api_url`, deliver commands and clicks with
-`send_command` / `click`, and assert on `calls`, `wait_for` and `messages`.
+`send_command` / `click`, and assert on `calls`, `wait_for` and `messages`. From
+another process, use the control API under `/_emulator/` (see control.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from aiohttp import web
 
 from .api import WebApi
 from .blocks import find_element
+from .control import ControlApi, is_loopback_host
 from .delivery import (
     DeliveryResult,
     block_actions_form,
@@ -71,6 +73,8 @@ class SlackEmulator:
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         app = web.Application()
         app.add_routes(self.api.routes())
+        if is_loopback_host(host):  # a loopback test tool: never exposed beyond the host
+            app.add_routes(ControlApi(self).routes())
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)

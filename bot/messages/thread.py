@@ -1,0 +1,207 @@
+"""The rollback's thread: announcement, progress lines, live summary, verdict.
+
+Every line is short and says one thing; the summary at the top of the thread is kept
+current with chat.update so a late joiner reads one message.
+"""
+
+from __future__ import annotations
+
+from slack_sdk.models.blocks import Block
+
+from bot.catalog import RunbookSection
+from bot.messages.base import Message, context, mrkdwn_section
+from bot.messages.plan import (
+    TEXT_MAX,
+    clip,
+    esc,
+    people,
+    traffic_mrkdwn,
+    traffic_plain,
+)
+from bot.rollbacks.model import Rollback
+from integrations.http_checks import CheckResult
+
+STOP = "Stop and escalate; do not roll back further blindly."
+
+
+def _message(text: str, *blocks: Block) -> Message:
+    """A message whose blocks are given, or one section of `text` when none are."""
+    return Message(text=clip(text, TEXT_MAX), blocks=blocks or (mrkdwn_section(clip(text)),))
+
+
+def announcement(rollback: Rollback) -> Message:
+    """`Initiating rollback of api to revision … (requested by <@A>, confirmed by <@B>)`."""
+    text = (f"Initiating rollback of {rollback.service} to revision "
+            f"{rollback.target_revision} ({people(rollback)})")
+    return _message(text)
+
+
+def traffic_line(before: dict[str, int], after: dict[str, int]) -> Message:
+    """Cloud Run accepted the change: what serves now, and what served before."""
+    text = (f"Traffic shifted. Cloud Run now serves: {traffic_plain(after)} "
+            f"(before: {traffic_plain(before)})")
+    return _message(
+        text,
+        mrkdwn_section(clip(f"🔀 Traffic shifted. Cloud Run now serves: {traffic_mrkdwn(after)}")),
+        context(clip(f"Before: {traffic_mrkdwn(before)}")),
+    )
+
+
+def traffic_failed(
+    error: str,
+    traffic_now: dict[str, int] | None,
+    *,
+    before: dict[str, int] | None = None,
+    cloud_run_service: str | None = None,
+    region: str | None = None,
+) -> Message:
+    """The traffic change failed; say what failed and what Cloud Run serves now.
+
+    With `before`, a read-back that differs from it is reported as a change, never as
+    "unchanged".
+    """
+    failed = f"❌ Traffic shift failed: {esc(clip(error, 1500))}"
+    failed_plain = f"Traffic shift failed: {clip(error, 1500)}"
+    if traffic_now is None:
+        svc = cloud_run_service or "SERVICE"
+        where = f" --region={region}" if region else " --region=REGION"
+        now = ("Traffic should be unchanged, but rollbot could not read traffic back — "
+               f"check with `gcloud run services describe {svc}{where}`")
+        now_plain = ("Could not read traffic back — check with "
+                     f"gcloud run services describe {svc}{where}")
+    elif before is not None and traffic_now != before:
+        now = (f"⚠️ Traffic CHANGED: Cloud Run now serves {traffic_mrkdwn(traffic_now)} "
+               f"(before: {traffic_mrkdwn(before)})")
+        now_plain = f"Traffic CHANGED, now {traffic_plain(traffic_now)}"
+    else:
+        now = f"Traffic unchanged: Cloud Run serves {traffic_mrkdwn(traffic_now)}"
+        now_plain = f"Traffic unchanged: {traffic_plain(traffic_now)}"
+    return _message(f"{failed_plain}. {now_plain}", mrkdwn_section(clip(f"{failed}\n{now}")))
+
+
+def _check_parts(result: CheckResult) -> list[str]:
+    parts = []
+    status = str(result.status) if result.status is not None else "no answer"
+    if not result.detail.startswith(status):
+        parts.append(status)
+    if result.detail:
+        parts.append(result.detail)
+    parts.append(f"{result.elapsed_ms:.0f} ms")
+    if result.attempts > 1:
+        parts.append(f"{result.attempts} attempts")
+    return parts
+
+
+def _dependencies(result: CheckResult) -> str:
+    return ", ".join(f"{name}: {value}" for name, value in result.dependencies.items())
+
+
+def _check_texts(result: CheckResult) -> tuple[str, str]:
+    """(mrkdwn, plain) of one check result."""
+    icon = "✅" if result.ok else "❌"
+    parts = _check_parts(result)
+    line = f"{icon} *{esc(result.name)}* · " + " · ".join(esc(p) for p in parts)
+    plain = f"{icon} {result.name} · " + " · ".join(parts)
+    deps = _dependencies(result)
+    if deps:
+        line += f"\n↳ {esc(deps)}"
+        plain += f" ({deps})"
+    return line, plain
+
+
+def check_line(result: CheckResult) -> Message:
+    """`✅ health · 200 healthy · 45 ms`, plus /ready's dependency checks."""
+    line, plain = _check_texts(result)
+    return _message(plain, mrkdwn_section(clip(line)))
+
+
+def _latest(results: list[CheckResult]) -> list[CheckResult]:
+    """The last result of each check, in the order checks first appeared."""
+    latest: dict[str, CheckResult] = {}
+    for result in results:
+        latest[result.name] = result
+    return list(latest.values())
+
+
+def summary(rollback: Rollback, *, stage: str, results: list[CheckResult]) -> Message:
+    """The top-of-thread summary: stage and checks so far (latest result per check)."""
+    head = f"*Rollback of {rollback.service} → `{rollback.target_revision}`* · {stage}"
+    blocks: list[Block] = [mrkdwn_section(clip(head))]
+    checks = _latest(results)
+    if checks:
+        compact = " · ".join(f"{'✅' if r.ok else '❌'} {esc(r.name)}" for r in checks)
+        blocks.append(mrkdwn_section(clip(f"Checks: {compact}")))
+    blocks.append(context(clip(f"#{rollback.id} · {people(rollback)}")))
+    passed = sum(r.ok for r in checks)
+    text = f"Rollback of {rollback.service} → {rollback.target_revision}: {stage}"
+    if checks:
+        text += f" ({passed}/{len(checks)} checks passing)"
+    return _message(text, *blocks)
+
+
+def verdict(
+    rollback: Rollback,
+    results: list[CheckResult],
+    runbook: RunbookSection,
+    *,
+    error: str | None = None,
+) -> Message:
+    """The outcome: verified (all `results` passed, no `error`) with the post-rollback
+    checklist, or failed naming what failed and what to do next."""
+    failed = [r for r in results if not r.ok]
+    serves = traffic_mrkdwn(rollback.traffic_after or {rollback.target_revision: 100})
+    who = context(clip(f"#{rollback.id} · {people(rollback)}"))
+    if error is None and not failed:
+        if results:
+            head = (f"✅ *Rollback verified* — {rollback.service} serves {serves} · "
+                    f"{len(results)}/{len(results)} checks passed")
+            text = f"✅ Rollback verified: {rollback.service} → {rollback.target_revision}"
+        else:
+            head = (f"⚠️ *Traffic shifted, nothing verified* — {rollback.service} serves "
+                    f"{serves}; no checks configured: verify by hand")
+            text = (f"⚠️ Rollback of {rollback.service} → {rollback.target_revision} done; "
+                    "no checks configured: verify by hand")
+        blocks: list[Block] = [mrkdwn_section(clip(head))]
+        if runbook.post_rollback_checklist:
+            items = "\n".join(f"☐ {esc(item)}" for item in runbook.post_rollback_checklist)
+            blocks.append(mrkdwn_section(clip(f"*Post-rollback checklist*\n{items}")))
+        blocks.append(who)
+        return _message(text, *blocks)
+
+    if error is not None:
+        what = clip(error, 1000)
+    else:
+        what = f"{len(failed)}/{len(results)} checks failed: " + ", ".join(
+            r.name for r in failed)
+    blocks = [mrkdwn_section(clip(f"❌ *Rollback failed* — {esc(what)}"))]
+    if failed:
+        lines = "\n".join(_check_texts(r)[0] for r in failed[:20])
+        blocks.append(mrkdwn_section(clip(lines)))
+    traffic = (f"Cloud Run serves: {traffic_mrkdwn(rollback.traffic_after)}"
+               if rollback.traffic_after else "Traffic now: unknown (check with gcloud)")
+    blocks.append(context(clip(f"{traffic} · before: {traffic_mrkdwn(rollback.traffic_before)}")))
+    next_steps = f"*Next: {STOP}*"
+    if runbook.restrictions:
+        stops = "\n".join(f"• {esc(item)}" for item in runbook.restrictions)
+        next_steps += f"\nRolling back is unsafe when:\n{stops}"
+    blocks += [mrkdwn_section(clip(next_steps)), who]
+    text = (f"❌ Rollback of {rollback.service} → {rollback.target_revision} failed: {what}. "
+            f"{STOP}")
+    return _message(text, *blocks)
+
+
+def recovery_note(rollback: Rollback, what: str) -> Message:
+    """After a crash: `rollbot restarted while this rollback was executing; <what>`.
+
+    `what` may also be the whole sentence (starting "rollbot restarted"); it is not
+    repeated then.
+    """
+    if what.lower().startswith("rollbot restarted"):
+        text = f"⚠️ {what}"
+    else:
+        text = f"⚠️ rollbot restarted while this rollback was {rollback.state.value}; {what}"
+    return _message(
+        text,
+        mrkdwn_section(clip(text)),
+        context(clip(f"#{rollback.id} · {rollback.service} → `{rollback.target_revision}`")),
+    )

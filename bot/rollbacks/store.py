@@ -1,0 +1,307 @@
+"""The rollback state machine in Postgres.
+
+Every state change is one conditional UPDATE (`WHERE state = ANY(expected)`), so a
+double click, a second replica or a Slack retry finds the row already moved and
+gets None instead of running the traffic change twice. The partial unique index
+from migration 0001 keeps one active rollback per service.
+
+Methods taking `conn` run on that connection without committing, so a caller can
+group a state change, its audit event and a job deferral in one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
+from enum import Enum
+from typing import Any
+
+from psycopg import AsyncConnection, sql
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from bot.rollbacks.model import ACTIVE_STATES, FINAL_STATES, TRANSITIONS, Rollback, State
+
+__all__ = ["UPDATABLE_FIELDS", "ActiveRollbackExists", "RollbackStore", "row_to_rollback"]
+
+# What cursor.execute() accepts, minus t-strings (not used here).
+_Query = str | sql.SQL | sql.Composed
+
+# Columns transition()/set_fields() may write. Identity, traffic_before, plan and
+# requester are fixed at creation; state only moves through transition().
+UPDATABLE_FIELDS = frozenset(
+    {
+        "confirmed_by",
+        "cancelled_by",
+        "card_ts",
+        "thread_ts",
+        "summary_ts",
+        "traffic_after",
+        "verdict",
+        "error",
+        "finished_at",
+    }
+)
+_JSONB_FIELDS = frozenset({"traffic_after"})
+
+_UNFINISHED = (State.CONFIRMED, State.EXECUTING, State.VERIFYING)
+
+# Bounded retry for create(): the active row we collided with can finish between
+# our INSERT and the SELECT that loads it; then the slot is free and we try again.
+_CREATE_ATTEMPTS = 3
+
+
+class ActiveRollbackExists(Exception):
+    """The service already has an active rollback; `.active` is the one holding the slot."""
+
+    def __init__(self, active: Rollback) -> None:
+        super().__init__(
+            f"{active.service} already has rollback #{active.id} in state {active.state}"
+        )
+        self.active = active
+
+
+def _traffic(raw: Any) -> dict[str, int]:
+    return {str(rev): int(pct) for rev, pct in (raw or {}).items()}
+
+
+def row_to_rollback(row: Mapping[str, Any]) -> Rollback:
+    """Map a `SELECT * FROM rollbacks` dict row to the model."""
+    after = row["traffic_after"]
+    return Rollback(
+        id=row["id"],
+        service=row["service"],
+        cloud_run_service=row["cloud_run_service"],
+        target_revision=row["target_revision"],
+        mode=row["mode"],
+        state=State(row["state"]),
+        traffic_before=_traffic(row["traffic_before"]),
+        traffic_after=None if after is None else _traffic(after),
+        requested_by=row["requested_by"],
+        confirmed_by=row["confirmed_by"],
+        channel_id=row["channel_id"],
+        card_ts=row["card_ts"],
+        thread_ts=row["thread_ts"],
+        summary_ts=row["summary_ts"],
+        verdict=row["verdict"],
+        error=row["error"],
+        dry_run=row["dry_run"],
+        plan=dict(row["plan"] or {}),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        cancelled_by=row["cancelled_by"],
+        finished_at=row["finished_at"],
+    )
+
+
+def _states(states: State | str | Iterable[State | str]) -> list[State]:
+    # State is a str, hence iterable: test for it before treating input as a collection.
+    if isinstance(states, str):
+        return [State(states)]
+    return [State(s) for s in states]
+
+
+def _assignments(fields: Mapping[str, Any]) -> tuple[list[sql.Composable], dict[str, Any]]:
+    unknown = set(fields) - UPDATABLE_FIELDS
+    if unknown:
+        raise ValueError(f"not updatable: {', '.join(sorted(unknown))}")
+    parts: list[sql.Composable] = []
+    params: dict[str, Any] = {}
+    for name, value in fields.items():
+        if isinstance(value, Enum):  # e.g. Verdict: store its value, whatever the adapter
+            value = value.value
+        if name in _JSONB_FIELDS and value is not None:
+            value = Jsonb(value)
+        parts.append(sql.SQL("{} = {}").format(sql.Identifier(name), sql.Placeholder(name)))
+        params[name] = value
+    return parts, params
+
+
+class RollbackStore:
+    def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
+        self._pool = pool
+
+    @asynccontextmanager
+    async def _conn(self, conn: AsyncConnection[Any] | None) -> AsyncIterator[AsyncConnection[Any]]:
+        if conn is not None:
+            yield conn  # the caller owns the transaction
+            return
+        async with self._pool.connection() as own:  # commits on clean exit
+            yield own
+
+    async def _one(
+        self, conn: AsyncConnection[Any], query: _Query, params: Any = None
+    ) -> Rollback | None:
+        async with conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(query, params)
+            row = await cur.fetchone()
+        return None if row is None else row_to_rollback(row)
+
+    async def _many(
+        self, conn: AsyncConnection[Any], query: _Query, params: Any = None
+    ) -> list[Rollback]:
+        async with conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(query, params)
+            rows = await cur.fetchall()
+        return [row_to_rollback(r) for r in rows]
+
+    async def create(
+        self,
+        *,
+        conn: AsyncConnection[Any] | None = None,
+        service: str,
+        cloud_run_service: str,
+        target_revision: str,
+        mode: str = "full",
+        traffic_before: dict[str, int],
+        requested_by: str,
+        channel_id: str,
+        plan: dict[str, Any],
+        dry_run: bool = False,
+    ) -> Rollback:
+        """A new `proposed` rollback, or ActiveRollbackExists if the service has one.
+
+        ON CONFLICT DO NOTHING rather than catching UniqueViolation: an error would
+        abort a caller's transaction, and this way it stays usable.
+        """
+        params = {
+            "service": service,
+            "cloud_run_service": cloud_run_service,
+            "target_revision": target_revision,
+            "mode": mode,
+            "traffic_before": Jsonb(traffic_before),
+            "requested_by": requested_by,
+            "channel_id": channel_id,
+            "plan": Jsonb(plan),
+            "dry_run": dry_run,
+            "state": State.PROPOSED.value,
+        }
+        async with self._conn(conn) as c:
+            for _ in range(_CREATE_ATTEMPTS):
+                created = await self._one(
+                    c,
+                    "INSERT INTO rollbacks (service, cloud_run_service, target_revision, mode,"
+                    " state, traffic_before, requested_by, channel_id, plan, dry_run)"
+                    " VALUES (%(service)s, %(cloud_run_service)s, %(target_revision)s,"
+                    " %(mode)s, %(state)s, %(traffic_before)s, %(requested_by)s,"
+                    " %(channel_id)s, %(plan)s, %(dry_run)s)"
+                    " ON CONFLICT DO NOTHING RETURNING *",
+                    params,
+                )
+                if created is not None:
+                    return created
+                active = await self.active_for(service, conn=c)
+                if active is not None:
+                    raise ActiveRollbackExists(active)
+        raise RuntimeError(f"could not create a rollback for {service}: slot kept changing")
+
+    async def get(
+        self, rollback_id: int, *, conn: AsyncConnection[Any] | None = None
+    ) -> Rollback | None:
+        async with self._conn(conn) as c:
+            return await self._one(c, "SELECT * FROM rollbacks WHERE id = %s", (rollback_id,))
+
+    async def active_for(
+        self, service: str, *, conn: AsyncConnection[Any] | None = None
+    ) -> Rollback | None:
+        async with self._conn(conn) as c:
+            return await self._one(
+                c,
+                "SELECT * FROM rollbacks WHERE service = %s AND state = ANY(%s)",
+                (service, [s.value for s in ACTIVE_STATES]),
+            )
+
+    async def transition(
+        self,
+        rollback_id: int,
+        expected: State | Iterable[State],
+        new: State,
+        *,
+        conn: AsyncConnection[Any] | None = None,
+        **fields: Any,
+    ) -> Rollback | None:
+        """Move to `new` if the row is in one of `expected`; None if it was not.
+
+        None means someone else got there first (double click, other replica,
+        Slack retry): the caller must then do nothing.
+        """
+        new = State(new)
+        allowed_from = _states(expected)
+        if not allowed_from:
+            raise ValueError("expected states must not be empty")
+        bad = [s.value for s in allowed_from if new not in TRANSITIONS[s]]
+        if bad:
+            raise ValueError(f"transition to {new} not allowed from {', '.join(bad)}")
+        parts, params = _assignments(fields)
+        if new in FINAL_STATES and "finished_at" not in fields:
+            parts.append(sql.SQL("finished_at = now()"))
+        parts += [sql.SQL("state = %(new)s"), sql.SQL("updated_at = now()")]
+        params |= {
+            "new": new.value,
+            "id": rollback_id,
+            "expected": [s.value for s in allowed_from],
+        }
+        query = sql.SQL(
+            "UPDATE rollbacks SET {} WHERE id = %(id)s AND state = ANY(%(expected)s) RETURNING *"
+        ).format(sql.SQL(", ").join(parts))
+        async with self._conn(conn) as c:
+            return await self._one(c, query, params)
+
+    async def set_fields(
+        self, rollback_id: int, *, conn: AsyncConnection[Any] | None = None, **fields: Any
+    ) -> Rollback | None:
+        """Update whitelisted columns without a state change; None if no such row."""
+        parts, params = _assignments(fields)
+        if not parts:
+            return await self.get(rollback_id, conn=conn)
+        parts.append(sql.SQL("updated_at = now()"))
+        params["id"] = rollback_id
+        query = sql.SQL("UPDATE rollbacks SET {} WHERE id = %(id)s RETURNING *").format(
+            sql.SQL(", ").join(parts)
+        )
+        async with self._conn(conn) as c:
+            return await self._one(c, query, params)
+
+    async def history(self, service: str, limit: int = 10) -> list[Rollback]:
+        """The service's rollbacks, newest first."""
+        async with self._conn(None) as c:
+            # id breaks ties: rows created in one transaction share created_at.
+            return await self._many(
+                c,
+                "SELECT * FROM rollbacks WHERE service = %s"
+                " ORDER BY created_at DESC, id DESC LIMIT %s",
+                (service, limit),
+            )
+
+    async def unfinished(self, states: Iterable[State] = _UNFINISHED) -> list[Rollback]:
+        """Rollbacks a crash may have left mid-flight, oldest first, for recovery at start."""
+        async with self._conn(None) as c:
+            return await self._many(
+                c,
+                "SELECT * FROM rollbacks WHERE state = ANY(%s) ORDER BY created_at, id",
+                ([s.value for s in _states(states)],),
+            )
+
+    async def expire_proposals(
+        self, older_than_seconds: float, *, conn: AsyncConnection[Any] | None = None
+    ) -> list[Rollback]:
+        """Cancel (as 'rollbot') proposals older than that and return them.
+
+        A forgotten plan card must not hold the service's slot forever.
+        """
+        async with self._conn(conn) as c:
+            expired = await self._many(
+                c,
+                "UPDATE rollbacks SET state = %(cancelled)s, cancelled_by = 'rollbot',"
+                " finished_at = now(), updated_at = now()"
+                " WHERE state = %(proposed)s"
+                " AND created_at < now() - make_interval(secs => %(age)s)"
+                " RETURNING *",
+                {
+                    "cancelled": State.CANCELLED.value,
+                    "proposed": State.PROPOSED.value,
+                    "age": float(older_than_seconds),
+                },
+            )
+        return sorted(expired, key=lambda r: r.id)  # RETURNING has no order

@@ -1,0 +1,116 @@
+"""Immediate checks after a rollback (runbook: "Immediate Checks (Within 2 Minutes)").
+
+Which URLs to check comes from the catalog's service section; how long and how often
+to look comes from its `verification` section. All checks run at once; a failing
+check is polled again every `interval_seconds` until it passes or `window_seconds`
+have passed since the start, and each final result is reported through `on_result`
+as soon as it is known, so the thread shows each line without waiting for the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol
+from urllib.parse import urlsplit
+
+from bot.catalog import ServiceSection, VerificationSection
+from integrations.http_checks import CheckResult
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckSpec:
+    name: str  # "health", "ready", "smoke: /api/v1/health"
+    url: str
+    expect_json_status: str | None = None
+
+
+class Checker(Protocol):
+    """What `run_checks` needs of `integrations.http_checks.HttpChecker`."""
+
+    async def check(self, name: str, url: str, *, timeout: float,  # noqa: ASYNC109
+                    expect_json_status: str | None = None) -> CheckResult: ...
+
+
+def _smoke_name(url: str) -> str:
+    parts = urlsplit(url)
+    path = parts.path or "/"
+    return f"smoke: {path}" + (f"?{parts.query}" if parts.query else "")
+
+
+def checks_for(service: ServiceSection) -> list[CheckSpec]:
+    """The service's health, ready and smoke checks, in that order.
+
+    Every check passes on HTTP 2xx; the JSON "status" is reported, not required.
+    """
+    specs: list[CheckSpec] = []
+    if service.health_url:
+        specs.append(CheckSpec("health", service.health_url, None))
+    if service.ready_url:
+        specs.append(CheckSpec("ready", service.ready_url, None))
+    specs.extend(CheckSpec(_smoke_name(url), url, None) for url in service.smoke_urls)
+    return specs
+
+
+async def run_checks(
+    specs: Sequence[CheckSpec],
+    policy: VerificationSection,
+    checker: Checker,
+    *,
+    on_result: Callable[[CheckResult], Awaitable[None]],
+    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> list[CheckResult]:
+    """Run every check concurrently until it passes or the window closes.
+
+    Returns the final results in `specs` order (empty when there is nothing to
+    check). `on_result` is awaited once per check, in completion order, one call at
+    a time; an exception it raises is logged and does not affect the other checks.
+    """
+    if not specs:
+        return []
+    start = clock()
+    deadline = start + policy.window_seconds
+    report_lock = asyncio.Lock()  # FIFO: thread lines come out in completion order
+
+    async def attempt(spec: CheckSpec) -> CheckResult:
+        try:
+            return await checker.check(spec.name, spec.url, timeout=policy.timeout_seconds,
+                                       expect_json_status=spec.expect_json_status)
+        except Exception as exc:  # a broken checker fails this check, not the run
+            log.exception("check %s (%s) raised", spec.name, spec.url)
+            return CheckResult(name=spec.name, url=spec.url, ok=False, status=None,
+                               detail=f"check error: {type(exc).__name__}", elapsed_ms=0.0)
+
+    async def poll(spec: CheckSpec) -> CheckResult:
+        attempts = 0
+        while True:
+            attempts += 1
+            began = clock()
+            result = await attempt(spec)
+            now = clock()
+            if result.ok or now >= deadline:
+                break
+            # Attempts start every interval; the last one lands on the window's end.
+            wake = min(began + policy.interval_seconds, deadline)
+            if wake > now:
+                await sleep(wake - now)
+        final = dataclasses.replace(result, attempts=attempts)
+        async with report_lock:
+            try:
+                await on_result(final)
+            except Exception:
+                log.exception("reporting check %s failed; the other checks go on", spec.name)
+        return final
+
+    return list(await asyncio.gather(*(poll(spec) for spec in specs)))
+
+
+def all_passed(results: Sequence[CheckResult]) -> bool:
+    """True when there was something to check and every check passed."""
+    return bool(results) and all(r.ok for r in results)

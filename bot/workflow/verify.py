@@ -1,0 +1,60 @@
+"""Step 4: verification streamed into the thread, then the verdict.
+
+Each check's line appears as soon as its result is known; the summary at the
+top of the thread is kept current; the plan card shows the final state.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from bot.deps import Deps
+from bot.messages.thread import check_line, verdict
+from bot.rollbacks.model import State, Verdict
+from bot.verification import checks_for, run_checks
+from bot.workflow.posting import in_thread, refresh_card, update_summary
+from integrations.http_checks import CheckResult
+
+log = logging.getLogger(__name__)
+
+
+async def verify(deps: Deps, rollback_id: int) -> None:
+    rollback = await deps.rollbacks.get(rollback_id)
+    if rollback is None or rollback.state != State.VERIFYING:
+        log.info("verify: rollback %s is %s, nothing to do", rollback_id,
+                 rollback.state if rollback else "missing")
+        return
+    service = deps.catalog.services[rollback.service]
+    specs = checks_for(service)
+    results: list[CheckResult] = []
+    rollback = await update_summary(deps, rollback, f"Verifying (0/{len(specs)} checks done)…")
+
+    async def on_result(result: CheckResult) -> None:
+        results.append(result)
+        await in_thread(deps, rollback, check_line(result))
+        await update_summary(
+            deps, rollback, f"Verifying ({len(results)}/{len(specs)} checks done)…", results)
+
+    final_results = await run_checks(specs, service.verification, deps.http, on_result=on_result)
+    failed = [r for r in final_results if not r.ok]
+    if not final_results:
+        outcome, state, error = Verdict.DEGRADED, State.SUCCEEDED, None
+    elif failed:
+        outcome, state = Verdict.FAILED, State.FAILED
+        error = "verification failed: " + ", ".join(f"{r.name} ({r.detail})" for r in failed)
+    else:
+        outcome, state, error = Verdict.VERIFIED, State.SUCCEEDED, None
+    done = await deps.rollbacks.transition(
+        rollback.id, State.VERIFYING, state, verdict=outcome.value, error=error)
+    if done is None:
+        return  # finished elsewhere (a resumed duplicate)
+    await deps.audit.record(
+        actor="rollbot", action="verified", service=rollback.service, rollback_id=rollback.id,
+        outcome="ok" if state == State.SUCCEEDED else "error",
+        details={"verdict": outcome.value,
+                 "checks": [{"name": r.name, "ok": r.ok, "detail": r.detail}
+                            for r in final_results]})
+    note = "No health checks are configured for this service." if not final_results else None
+    await in_thread(deps, done, verdict(done, final_results, deps.catalog.runbook, error=error))
+    await update_summary(deps, done, "Done", final_results)
+    await refresh_card(deps, done, final_note=note)

@@ -1,0 +1,22 @@
+"""Cancel on the plan card."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt.context.ack.async_ack import AsyncAck
+
+from bot import router
+from bot.deps import from_context
+from bot.inbound import ButtonClick
+from handlers.handoff import report_failed_handoff
+
+
+async def cancel_rollback(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any],
+                          context: Any) -> None:
+    await ack()
+    deps = from_context(context)
+    click = ButtonClick.from_body(body, action)
+    deps.dispatcher.submit(router.hand_off_decision(deps, click, confirm=False),
+                           on_error=report_failed_handoff(deps, click.response_url),
+                           name="cancel")

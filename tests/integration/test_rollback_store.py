@@ -1,0 +1,342 @@
+"""RollbackStore and AuditLog against real Postgres: the state machine's guarantees."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from psycopg_pool import AsyncConnectionPool
+
+from bot.rollbacks.audit import AuditLog
+from bot.rollbacks.model import FINAL_STATES, Rollback, State, Verdict
+from bot.rollbacks.store import ActiveRollbackExists, RollbackStore
+from bot.stores.db import open_pool
+
+
+@pytest_asyncio.fixture
+async def pool(database_url: str) -> AsyncIterator[AsyncConnectionPool[Any]]:
+    # Room for the 20-way race, each contender on its own connection.
+    pool = await open_pool(database_url, min_size=1, max_size=24)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+@pytest.fixture
+def store(pool: AsyncConnectionPool[Any]) -> RollbackStore:
+    return RollbackStore(pool)
+
+
+@pytest.fixture
+def audit(pool: AsyncConnectionPool[Any]) -> AuditLog:
+    return AuditLog(pool)
+
+
+async def _create(store: RollbackStore, service: str = "api", **over: Any) -> Rollback:
+    args: dict[str, Any] = {
+        "service": service,
+        "cloud_run_service": f"{service}-svc",
+        "target_revision": f"{service}-00014-def",
+        "traffic_before": {f"{service}-00015-abc": 100},
+        "requested_by": "U1",
+        "channel_id": "C1",
+        "plan": {"steps": [{"percent": 100}]},
+    }
+    return await store.create(**(args | over))
+
+
+async def _backdate(pool: AsyncConnectionPool[Any], rollback_id: int, seconds: int) -> None:
+    async with pool.connection() as conn:
+        await conn.execute(
+            "UPDATE rollbacks SET created_at = created_at - make_interval(secs => %s)"
+            " WHERE id = %s",
+            (seconds, rollback_id),
+        )
+
+
+# -- create and the one-active-per-service slot -----------------------------------------
+
+
+async def test_create_is_proposed_and_maps_every_column(store: RollbackStore) -> None:
+    rb = await _create(store, mode="gradual")
+    assert rb.state is State.PROPOSED
+    assert rb.active
+    assert rb.traffic_before == {"api-00015-abc": 100}
+    assert rb.traffic_after is None
+    assert rb.plan == {"steps": [{"percent": 100}]}
+    assert (rb.mode, rb.dry_run, rb.finished_at, rb.cancelled_by) == ("gradual", False, None, None)
+    assert await store.get(rb.id) == rb
+    assert await store.get(rb.id + 1000) is None
+    assert await store.active_for("api") == rb
+
+
+async def test_second_create_for_service_raises_with_the_active_row(
+    store: RollbackStore,
+) -> None:
+    first = await _create(store)
+    with pytest.raises(ActiveRollbackExists) as info:
+        await _create(store, requested_by="U2")
+    assert info.value.active == first
+    other = await _create(store, "web")  # another service has its own slot
+    assert other.state is State.PROPOSED
+
+
+async def test_create_on_callers_connection_keeps_transaction_usable(
+    store: RollbackStore, pool: AsyncConnectionPool[Any]
+) -> None:
+    first = await _create(store)
+    async with pool.connection() as conn, conn.transaction():
+        with pytest.raises(ActiveRollbackExists):
+            await store.create(
+                conn=conn,
+                service="api",
+                cloud_run_service="api-svc",
+                target_revision="r",
+                traffic_before={},
+                requested_by="U2",
+                channel_id="C1",
+                plan={},
+            )
+        # The conflict did not abort the caller's transaction.
+        assert await store.get(first.id, conn=conn) == first
+
+
+async def test_slot_frees_after_cancel(store: RollbackStore) -> None:
+    first = await _create(store)
+    cancelled = await store.transition(first.id, State.PROPOSED, State.CANCELLED, cancelled_by="U2")
+    assert cancelled is not None
+    assert cancelled.state is State.CANCELLED
+    assert cancelled.cancelled_by == "U2"
+    assert cancelled.finished_at is not None
+    assert await store.active_for("api") is None
+    second = await _create(store)
+    assert second.id != first.id
+
+
+# -- transitions ------------------------------------------------------------------------
+
+
+async def test_double_click_transition_returns_none(store: RollbackStore) -> None:
+    rb = await _create(store)
+    won = await store.transition(rb.id, State.PROPOSED, State.CONFIRMED, confirmed_by="U2")
+    assert won is not None
+    assert (won.state, won.confirmed_by, won.finished_at) == (State.CONFIRMED, "U2", None)
+    assert won.updated_at >= rb.updated_at
+    again = await store.transition(rb.id, State.PROPOSED, State.CONFIRMED, confirmed_by="U3")
+    assert again is None
+    current = await store.get(rb.id)
+    assert current is not None
+    assert current.confirmed_by == "U2"
+
+
+async def test_concurrent_confirms_exactly_one_wins(store: RollbackStore) -> None:
+    rb = await _create(store)
+    results = await asyncio.gather(
+        *(
+            store.transition(rb.id, State.PROPOSED, State.CONFIRMED, confirmed_by=f"U{i}")
+            for i in range(20)
+        )
+    )
+    winners = [r for r in results if r is not None]
+    assert len(winners) == 1
+    current = await store.get(rb.id)
+    assert current is not None
+    assert current.confirmed_by == winners[0].confirmed_by
+
+
+async def test_full_flow_with_several_expected_states(store: RollbackStore) -> None:
+    rb = await _create(store)
+    assert await store.transition(rb.id, State.PROPOSED, State.CONFIRMED)
+    assert await store.transition(rb.id, [State.CONFIRMED], State.EXECUTING)
+    assert await store.transition(
+        rb.id, State.EXECUTING, State.VERIFYING, traffic_after={"api-00014-def": 100}
+    )
+    done = await store.transition(
+        rb.id, (State.VERIFYING,), State.SUCCEEDED, verdict=Verdict.VERIFIED
+    )
+    assert done is not None
+    assert done.traffic_after == {"api-00014-def": 100}
+    assert (done.state, done.verdict) == (State.SUCCEEDED, "verified")
+    assert done.finished_at is not None
+    # "fail from wherever it is" is one call; a final row matches none of them.
+    active = [State.CONFIRMED, State.EXECUTING, State.VERIFYING]
+    assert await store.transition(rb.id, active, State.FAILED, error="late") is None
+
+
+@pytest.mark.parametrize(
+    ("expected", "new"),
+    [
+        (State.PROPOSED, State.EXECUTING),
+        (State.SUCCEEDED, State.FAILED),
+        ([State.PROPOSED, State.CONFIRMED], State.CANCELLED),  # not allowed from confirmed
+        ([], State.FAILED),
+    ],
+)
+async def test_invalid_transition_raises(store: RollbackStore, expected: Any, new: State) -> None:
+    rb = await _create(store)
+    with pytest.raises(ValueError):
+        await store.transition(rb.id, expected, new)
+    assert await store.get(rb.id) == rb
+
+
+async def test_unknown_field_raises(store: RollbackStore) -> None:
+    rb = await _create(store)
+    with pytest.raises(ValueError, match="state"):
+        await store.set_fields(rb.id, state="succeeded")
+    with pytest.raises(ValueError, match="service"):
+        await store.transition(rb.id, State.PROPOSED, State.CONFIRMED, service="web")
+
+
+async def test_set_fields_without_state_change(store: RollbackStore) -> None:
+    rb = await _create(store)
+    updated = await store.set_fields(rb.id, card_ts="1.1", thread_ts="1.2", summary_ts="1.3")
+    assert updated is not None
+    assert (updated.card_ts, updated.thread_ts, updated.summary_ts) == ("1.1", "1.2", "1.3")
+    assert updated.state is State.PROPOSED
+    assert await store.set_fields(rb.id + 1000, card_ts="x") is None
+
+
+async def test_transition_and_audit_roll_back_together(
+    store: RollbackStore, audit: AuditLog, pool: AsyncConnectionPool[Any]
+) -> None:
+    rb = await _create(store)
+
+    class Boom(Exception):
+        pass
+
+    async with pool.connection() as conn:
+        with pytest.raises(Boom):
+            async with conn.transaction():
+                moved = await store.transition(
+                    rb.id, State.PROPOSED, State.CONFIRMED, conn=conn, confirmed_by="U2"
+                )
+                assert moved is not None
+                await audit.record(actor="U2", action="confirm", rollback_id=rb.id, conn=conn)
+                raise Boom
+    assert await store.get(rb.id) == rb
+    assert await audit.for_rollback(rb.id) == []
+
+
+async def test_transition_and_audit_commit_together(
+    store: RollbackStore, audit: AuditLog, pool: AsyncConnectionPool[Any]
+) -> None:
+    rb = await _create(store)
+    async with pool.connection() as conn, conn.transaction():
+        await store.transition(rb.id, State.PROPOSED, State.CONFIRMED, conn=conn)
+        await audit.record(actor="U2", action="confirm", rollback_id=rb.id, conn=conn)
+    confirmed = await store.get(rb.id)
+    assert confirmed is not None
+    assert confirmed.state is State.CONFIRMED
+    assert [e.action for e in await audit.for_rollback(rb.id)] == ["confirm"]
+
+
+# -- queries ----------------------------------------------------------------------------
+
+
+async def test_history_newest_first_and_limited(store: RollbackStore) -> None:
+    ids = []
+    for _ in range(4):
+        rb = await _create(store)
+        await store.transition(rb.id, State.PROPOSED, State.CANCELLED, cancelled_by="U1")
+        ids.append(rb.id)
+    await _create(store, "web")
+    history = await store.history("api", limit=3)
+    assert [r.id for r in history] == ids[::-1][:3]
+    assert [r.service for r in await store.history("web")] == ["web"]
+
+
+async def test_unfinished_lists_mid_flight_rollbacks(store: RollbackStore) -> None:
+    proposed = await _create(store, "a")
+    confirmed = await _create(store, "b")
+    await store.transition(confirmed.id, State.PROPOSED, State.CONFIRMED)
+    executing = await _create(store, "c")
+    await store.transition(executing.id, State.PROPOSED, State.CONFIRMED)
+    await store.transition(executing.id, State.CONFIRMED, State.EXECUTING)
+    failed = await _create(store, "d")
+    await store.transition(failed.id, State.PROPOSED, State.FAILED, error="x")
+    assert [r.id for r in await store.unfinished()] == [confirmed.id, executing.id]
+    assert [r.id for r in await store.unfinished([State.PROPOSED])] == [proposed.id]
+
+
+async def test_expire_proposals_frees_the_slot(
+    store: RollbackStore, pool: AsyncConnectionPool[Any]
+) -> None:
+    stale = await _create(store, "a")
+    await _backdate(pool, stale.id, 3600)
+    fresh = await _create(store, "b")
+    confirmed = await _create(store, "c")
+    await store.transition(confirmed.id, State.PROPOSED, State.CONFIRMED)
+    await _backdate(pool, confirmed.id, 3600)  # old but confirmed: not a forgotten card
+
+    expired = await store.expire_proposals(600)
+    assert [r.id for r in expired] == [stale.id]
+    assert expired[0].state is State.CANCELLED
+    assert expired[0].cancelled_by == "rollbot"
+    assert expired[0].finished_at is not None
+    assert await store.expire_proposals(600) == []
+    assert (await _create(store, "a")).state is State.PROPOSED
+    assert (await store.get(fresh.id)) == fresh
+
+
+async def test_final_states_always_have_finished_at(store: RollbackStore) -> None:
+    for state in FINAL_STATES - {State.SUCCEEDED}:
+        rb = await _create(store, f"svc-{state}")
+        moved = await store.transition(rb.id, State.PROPOSED, state)
+        assert moved is not None
+        assert moved.finished_at is not None
+
+
+# -- audit ------------------------------------------------------------------------------
+
+
+async def test_audit_record_for_rollback_and_recent(store: RollbackStore, audit: AuditLog) -> None:
+    rb = await _create(store)
+    await audit.record(actor="U1", action="propose", rollback_id=rb.id, service="api")
+    await audit.record(
+        actor="U9",
+        action="confirm",
+        rollback_id=rb.id,
+        outcome="denied",
+        details={"reason": "not an approver"},
+    )
+    await audit.record(actor="rollbot", action="expire", service="web")
+
+    events = await audit.for_rollback(rb.id)
+    assert [(e.actor, e.action, e.outcome) for e in events] == [
+        ("U1", "propose", "ok"),
+        ("U9", "confirm", "denied"),
+    ]
+    assert events[1].details == {"reason": "not an approver"}
+    assert events[1].service == "api"  # filled from the rollback
+    assert [e.action for e in await audit.recent()] == ["expire", "confirm", "propose"]
+    assert [e.action for e in await audit.recent("api", limit=1)] == ["confirm"]
+    assert [e.action for e in await audit.recent("web")] == ["expire"]
+
+
+async def test_audit_strips_secret_keys(audit: AuditLog) -> None:
+    await audit.record(
+        actor="U1",
+        action="confirm",
+        service="api",
+        details={
+            "token": "xoxb-1",
+            "traffic_before": {"r1": 100},
+            "nested": {"client_secret": "s", "db_password": "p", "ok": 1},
+            "items": [{"API_KEY": "k", "name": "n"}],
+        },
+    )
+    (event,) = await audit.recent("api")
+    assert event.details == {
+        "traffic_before": {"r1": 100},
+        "nested": {"ok": 1},
+        "items": [{"name": "n"}],
+    }
+
+
+async def test_audit_rejects_unknown_outcome(audit: AuditLog) -> None:
+    with pytest.raises(ValueError):
+        await audit.record(actor="U1", action="x", outcome="maybe")
