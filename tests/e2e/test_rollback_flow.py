@@ -81,7 +81,7 @@ async def test_happy_path_confirm_shift_verify(running_bot: RunningBot) -> None:
         f"Initiating rollback of api to revision {TARGET} "
         "(requested by <@U0ALICE>, confirmed by <@U0BOB>)")
     assert not announcement.args.get("thread_ts")
-    verdict = await slack.wait_for("chat.postMessage", _posted("Rollback verified"), within=15)
+    verdict = await slack.wait_for("chat.postMessage", _posted("Rollback verified"), timeout=15)
     assert verdict.args["thread_ts"] == announcement.response["ts"]
     assert world.serving(API) == {TARGET: 100}
     assert len(running_bot.world.google.calls_to(UPDATE_SERVICE)) == 1
@@ -174,7 +174,7 @@ async def test_unhealthy_after_rollback_is_a_failed_verdict(running_bot: Running
     card = await _propose(running_bot)
     await _click(running_bot, card, CONFIRM, "U0BOB")
     verdict = await running_bot.world.slack.wait_for(
-        "chat.postMessage", _posted("Stop and escalate"), within=15)
+        "chat.postMessage", _posted("Stop and escalate"), timeout=15)
     assert "health" in _text(verdict)
     rollback = await _wait_state(running_bot, State.FAILED)
     assert rollback.verdict == "failed"
