@@ -9,7 +9,7 @@ def test_every_state_has_a_rule_and_final_states_are_terminal() -> None:
     assert set(TRANSITIONS) == set(State)
     for state in FINAL_STATES:
         assert not TRANSITIONS[state]
-    assert ACTIVE_STATES | FINAL_STATES == set(State)
+    assert set(State) == ACTIVE_STATES | FINAL_STATES
 
 
 @pytest.mark.parametrize(("current", "new"), [
