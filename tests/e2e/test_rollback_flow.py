@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 
+import aiohttp
 import grpc
 import psycopg
 
@@ -292,3 +293,21 @@ async def test_restart_resumes_a_rollback_left_executing(
             return None
 
         running_bot.runtime.stop = noop  # type: ignore[method-assign]
+
+
+async def test_slack_retry_of_a_command_proposes_once(running_bot: RunningBot) -> None:
+    slack = running_bot.world.slack
+    first = await slack.send_command(running_bot.events_url, "api 00014-def", **ALICE)
+    await slack.wait_for("chat.postMessage", _posted("Rollback plan"))
+    # Slack re-sends the very same request (same trigger_id) when it thinks it timed out.
+    headers = slack.sign(first.request_body) | {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"}
+    async with aiohttp.ClientSession() as session:
+        async with session.post(running_bot.events_url, data=first.request_body,
+                                headers=headers) as retry:
+            assert retry.status == 200
+    await asyncio.sleep(0.5)
+    cards = [c for c in slack.calls_to("chat.postMessage") if "Rollback plan" in _text(c)]
+    assert len(cards) == 1
+    assert not [c for c in slack.calls_to("response_url") if "already" in _text(c)]
