@@ -1,4 +1,5 @@
-"""App wiring: the Bolt app (listeners + middleware) and the HTTP server routes."""
+"""App wiring: the Bolt app (listeners + middleware) and the HTTP server routes
+(/slack/events, /healthz, /readyz, /metrics)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 
 import handlers
+from bot import metrics
 from bot.deps import DEPS_KEY, Deps
+from bot.logs import trace_middleware
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +62,11 @@ def build_web_app(bolt: AsyncApp, readiness: ReadinessCheck) -> web.Application:
         return web.Response(
             status=200 if ready else 503, text=json.dumps(body), content_type="application/json")
 
-    web_app = web.Application(client_max_size=1024 * 1024)
+    web_app = web.Application(
+        client_max_size=1024 * 1024,
+        middlewares=[trace_middleware, metrics.ack_latency_middleware])
     web_app.router.add_post("/slack/events", slack_events)
     web_app.router.add_get("/healthz", healthz)
     web_app.router.add_get("/readyz", readyz)
+    web_app.router.add_get("/metrics", metrics.metrics_handler)
     return web_app

@@ -20,6 +20,8 @@ from bot.config import Settings
 from bot.deps import DEPS_KEY, Deps
 from bot.dispatch import Dispatcher
 from bot.jobs import build_job_app
+from bot.logs import register_secret_values, url_passwords
+from bot.metrics import cloud_run_call
 from bot.rollbacks.audit import AuditLog
 from bot.rollbacks.store import RollbackStore
 from bot.slack_out import SlackOut, make_web_client
@@ -47,12 +49,19 @@ class Runtime:
         cls, settings: Settings, catalog: Catalog, *, run_worker: bool = True,
         retry_policy: RetryPolicy | None = None,
     ) -> Runtime:
+        register_secret_values(
+            settings.slack_bot_token.get_secret_value(),
+            settings.slack_signing_secret.get_secret_value(),
+            settings.slack_app_token.get_secret_value(),
+            *url_passwords(settings.database_url, settings.redis_url),
+        )
         await migrate(settings.database_url)
         pool = await open_pool(settings.database_url)
         redis = await open_redis(settings.redis_url)
         google = make_google_clients(settings.gcp_emulator_host or None)
         cloud_run = GoogleCloudRun(
-            google.services, google.revisions, catalog.gcp.project, policy=retry_policy)
+            google.services, google.revisions, catalog.gcp.project, policy=retry_policy,
+            on_call=cloud_run_call)
         slack = SlackOut(make_web_client(
             settings.slack_bot_token.get_secret_value(), settings.slack_api_base))
         jobs = build_job_app(settings.database_url)

@@ -81,3 +81,10 @@ def not_a_requester(service: str, requesters: Sequence[str] = ()) -> Message:
 def plan_error(problem: str, hint: str) -> Message:
     """No plan could be made; nothing was changed."""
     return ephemeral_error(clip(esc(problem), 1500), clip(esc(hint), 1000))
+
+
+def cannot_cancel(service: str, requested_by: str, approvers: Sequence[str]) -> Message:
+    problem = f"You can't cancel this rollback of `{service}`."
+    who = [requested_by, *approvers]
+    return ephemeral_error(problem, clip(
+        f"The requester or an approver may: {_refs(who)}. Nothing was changed.", 2500))

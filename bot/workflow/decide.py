@@ -43,6 +43,9 @@ async def _deny(deps: Deps, click: ButtonClick, rollback: Rollback, action: str,
     service = deps.catalog.services[rollback.service]
     if decision.code == "second_person":
         message = refusals.needs_second_person()
+    elif action == "cancel":
+        message = refusals.cannot_cancel(rollback.service, rollback.requested_by,
+                                         list(service.approvers))
     else:
         message = refusals.not_an_approver(rollback.service, list(service.approvers))
     await deps.slack.respond(click.response_url, message)

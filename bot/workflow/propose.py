@@ -25,9 +25,7 @@ PROPOSAL_TTL_SECONDS = 30 * 60  # an unanswered plan card stops holding the serv
 
 
 async def propose(deps: Deps, intent: RollbackIntent, command: SlashCommand) -> None:
-    # Slack may deliver a slash command twice; the trigger id identifies it.
-    if command.trigger_id and not await deps.dedupe.first_time(
-            f"command:{command.trigger_id}"):
+    if await _repeated(deps, command):
         log.info("dropping repeated delivery of command %s", command.trigger_id)
         return
     service = deps.catalog.services[intent.service]
@@ -55,6 +53,21 @@ async def propose(deps: Deps, intent: RollbackIntent, command: SlashCommand) -> 
         await deps.slack.respond(command.response_url, plan_card(plan, None, dry_run=True))
         return
     await _open_proposal(deps, plan, command)
+
+
+async def _repeated(deps: Deps, command: SlashCommand) -> bool:
+    """Slack may deliver a slash command twice; the trigger id identifies it.
+
+    Redis only de-duplicates: without it a retry would at worst meet the
+    one-active-rollback rule, so a Redis outage must not stop rollbacks."""
+    if not command.trigger_id:
+        return False
+    try:
+        return not await deps.dedupe.first_time(f"command:{command.trigger_id}")
+    except Exception as exc:
+        log.warning("Redis unavailable for de-duplication (%s); going on without it",
+                    type(exc).__name__)
+        return False
 
 
 async def _open_proposal(deps: Deps, plan: Plan, command: SlashCommand) -> None:
