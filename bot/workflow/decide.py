@@ -52,6 +52,15 @@ async def _deny(deps: Deps, click: ButtonClick, rollback: Rollback, action: str,
 
 
 async def confirm(deps: Deps, click: ButtonClick) -> None:
+    await _decide(deps, click, confirm=True)
+
+
+async def cancel(deps: Deps, click: ButtonClick) -> None:
+    await _decide(deps, click, confirm=False)
+
+
+async def _decide(deps: Deps, click: ButtonClick, *, confirm: bool) -> None:
+    action = "confirm" if confirm else "cancel"
     rollback = await _load(deps, click)
     if rollback is None:
         return
@@ -63,49 +72,27 @@ async def confirm(deps: Deps, click: ButtonClick) -> None:
         await deps.slack.respond(click.response_url, ephemeral_error(
             f"Service `{rollback.service}` is no longer in the catalog.", "Nothing was changed."))
         return
-    decision = await authz.may_confirm(service, click.user_id, rollback.requested_by,
-                                       partial(group_members, deps))
+    authorize = authz.may_confirm if confirm else authz.may_cancel
+    decision = await authorize(service, click.user_id, rollback.requested_by,
+                               partial(group_members, deps))
     if not decision.allowed:
-        await _deny(deps, click, rollback, "confirm", decision)
+        await _deny(deps, click, rollback, action, decision)
         return
+    new_state, by = ((State.CONFIRMED, {"confirmed_by": click.user_id}) if confirm
+                     else (State.CANCELLED, {"cancelled_by": click.user_id}))
     async with deps.pool.connection() as conn, conn.transaction():
-        confirmed = await deps.rollbacks.transition(
-            rollback.id, State.PROPOSED, State.CONFIRMED, conn=conn, confirmed_by=click.user_id)
-        if confirmed is not None:
+        decided = await deps.rollbacks.transition(
+            rollback.id, State.PROPOSED, new_state, conn=conn, **by)
+        if decided is not None:
             await deps.audit.record(
-                conn=conn, actor=click.user_id, action="confirm", service=rollback.service,
+                conn=conn, actor=click.user_id, action=action, service=rollback.service,
                 rollback_id=rollback.id, details={"target": rollback.target_revision})
-            await deps.jobs.configure_task(EXECUTE, connection=conn).defer_async(
-                rollback_id=rollback.id)
-    if confirmed is None:  # someone else's click got there first
+            if confirm:
+                await deps.jobs.configure_task(EXECUTE, connection=conn).defer_async(
+                    rollback_id=rollback.id)
+    if decided is None:  # someone else's click got there first
         current = await deps.rollbacks.get(rollback.id)
         await deps.slack.respond(click.response_url, refusals.already_handled(current or rollback))
         return
-    await refresh_card(deps, confirmed)
-
-
-async def cancel(deps: Deps, click: ButtonClick) -> None:
-    rollback = await _load(deps, click)
-    if rollback is None:
-        return
-    if rollback.state != State.PROPOSED:
-        await deps.slack.respond(click.response_url, refusals.already_handled(rollback))
-        return
-    service = deps.catalog.services.get(rollback.service)
-    if service is not None:
-        decision = await authz.may_cancel(service, click.user_id, rollback.requested_by,
-                                          partial(group_members, deps))
-        if not decision.allowed:
-            await _deny(deps, click, rollback, "cancel", decision)
-            return
-    async with deps.pool.connection() as conn, conn.transaction():
-        cancelled = await deps.rollbacks.transition(
-            rollback.id, State.PROPOSED, State.CANCELLED, conn=conn, cancelled_by=click.user_id)
-        if cancelled is not None:
-            await deps.audit.record(conn=conn, actor=click.user_id, action="cancel",
-                                    service=rollback.service, rollback_id=rollback.id)
-    if cancelled is None:
-        current = await deps.rollbacks.get(rollback.id)
-        await deps.slack.respond(click.response_url, refusals.already_handled(current or rollback))
-        return
-    await refresh_card(deps, cancelled, final_note="Nothing was changed in Cloud Run.")
+    await refresh_card(deps, decided,
+                       final_note=None if confirm else "Nothing was changed in Cloud Run.")
