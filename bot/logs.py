@@ -83,10 +83,11 @@ async def trace_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 _TOKEN_PATTERNS = (
     # Bot, user, app-config, refresh, workspace and rotating (xoxe.xoxp-) tokens.
-    re.compile(r"\b(xox(?:e\.xox)?[abeprs])-[A-Za-z0-9-]+"),
-    re.compile(r"\b(xapp)-[A-Za-z0-9-]+"),
+    (re.compile(r"\b(xox(?:e\.xox)?[abeprs])-[A-Za-z0-9-]+"), rf"\1-{REDACTED}"),
+    (re.compile(r"\b(xapp)-[A-Za-z0-9-]+"), rf"\1-{REDACTED}"),
     # response_url and incoming-webhook URLs authorize whoever holds them.
-    re.compile(r"(https://hooks\.slack\.com/(?:commands|actions|services|triggers))/\S+"),
+    (re.compile(r"(https://hooks\.slack\.com/(?:commands|actions|services|triggers))/\S+"),
+     rf"\1/{REDACTED}"),
 )
 _secret_values: tuple[str, ...] = ()
 _secret_pattern: re.Pattern[str] | None = None
@@ -100,12 +101,6 @@ def register_secret_values(*values: str) -> None:
     if merged != _secret_values:
         _secret_values = merged
         _secret_pattern = re.compile("|".join(re.escape(v) for v in merged))
-
-
-def clear_secret_values() -> None:
-    """Forget registered values (for tests)."""
-    global _secret_values, _secret_pattern
-    _secret_values, _secret_pattern = (), None
 
 
 def url_passwords(*urls: str) -> tuple[str, ...]:
@@ -129,8 +124,8 @@ def url_passwords(*urls: str) -> tuple[str, ...]:
 def redact(text: str) -> str:
     if _secret_pattern is not None:
         text = _secret_pattern.sub(REDACTED, text)
-    for pattern in _TOKEN_PATTERNS:
-        text = pattern.sub(lambda m: f"{m.group(1)}-{REDACTED}", text)
+    for pattern, replacement in _TOKEN_PATTERNS:
+        text = pattern.sub(replacement, text)
     return text
 
 
