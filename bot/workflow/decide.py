@@ -16,6 +16,7 @@ from bot.inbound import ButtonClick
 from bot.jobs_names import EXECUTE
 from bot.messages import refusals
 from bot.messages.base import ephemeral_error
+from bot.metrics import record_rollback_outcome
 from bot.rollbacks.model import Rollback, State
 from bot.workflow.posting import refresh_card
 
@@ -94,5 +95,7 @@ async def _decide(deps: Deps, click: ButtonClick, *, confirm: bool) -> None:
         current = await deps.rollbacks.get(rollback.id)
         await deps.slack.respond(click.response_url, refusals.already_handled(current or rollback))
         return
+    if not confirm:
+        record_rollback_outcome(decided.state.value)
     await refresh_card(deps, decided,
                        final_note=None if confirm else "Nothing was changed in Cloud Run.")

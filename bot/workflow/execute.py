@@ -13,6 +13,7 @@ import logging
 from bot.deps import Deps
 from bot.jobs_names import VERIFY
 from bot.messages.thread import announcement, recovery_note, traffic_failed, traffic_line, verdict
+from bot.metrics import record_rollback_outcome
 from bot.rollbacks.model import Rollback, State
 from bot.workflow.posting import in_thread, refresh_card, update_summary
 from integrations.cloud_run import CloudRunError
@@ -95,6 +96,8 @@ async def _traffic_failed(deps: Deps, rollback: Rollback, region: str,
         rollback_id=rollback.id, outcome="error",
         details={"error": exc.message, "kind": exc.kind, "traffic_now": now})
     final = failed or rollback
+    if failed is not None:
+        record_rollback_outcome(failed.state.value)
     await in_thread(deps, final, traffic_failed(
         error, now, before=rollback.traffic_before,
         cloud_run_service=rollback.cloud_run_service, region=region))

@@ -10,6 +10,7 @@ import logging
 
 from bot.deps import Deps
 from bot.messages.thread import check_line, verdict
+from bot.metrics import record_rollback_outcome
 from bot.rollbacks.model import State, Verdict
 from bot.verification import checks_for, run_checks
 from bot.workflow.posting import in_thread, refresh_card, update_summary
@@ -48,6 +49,7 @@ async def verify(deps: Deps, rollback_id: int) -> None:
         rollback.id, State.VERIFYING, state, verdict=outcome.value, error=error)
     if done is None:
         return  # finished elsewhere (a resumed duplicate)
+    record_rollback_outcome(done.state.value)
     await deps.audit.record(
         actor="rollbot", action="verified", service=rollback.service, rollback_id=rollback.id,
         outcome="ok" if state == State.SUCCEEDED else "error",
