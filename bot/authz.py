@@ -58,7 +58,9 @@ async def may_confirm(service: ServiceSection, user_id: str, requested_by: str,
     if service.require_second_person and user_id == requested_by:
         return Decision(False, "the requester cannot confirm their own rollback",
                         "second_person")
-    if service.approvers and not await is_member(user_id, service.approvers, group_members):
+    # No approvers listed means nobody may confirm: a safe default, and the
+    # refusal tells operators which catalog key to fill in.
+    if not await is_member(user_id, service.approvers, group_members):
         return Decision(False, "not in the service's approvers", "approver")
     return ALLOW
 
@@ -66,7 +68,7 @@ async def may_confirm(service: ServiceSection, user_id: str, requested_by: str,
 async def may_cancel(service: ServiceSection, user_id: str, requested_by: str,
                      group_members: GroupMembers) -> Decision:
     """The requester may withdraw their request; approvers may turn it down."""
-    if user_id == requested_by or not service.approvers:
+    if user_id == requested_by:
         return ALLOW
     if await is_member(user_id, service.approvers, group_members):
         return ALLOW

@@ -35,6 +35,15 @@ def immediate_reply(intent: Intent | CommandError, catalog: Catalog,
     return None
 
 
+async def audit_channel_refusal(deps: Deps, user_id: str, service: str,
+                                channel_name: str) -> None:
+    """Refusals by the channel rule ride on the ack; their audit row follows it."""
+    await deps.audit.record(
+        actor=user_id, action="propose", service=service, outcome="denied",
+        details={"reason": f"channel #{channel_name} does not match "
+                           f"{deps.catalog.slack.incident_channel_pattern}"})
+
+
 async def hand_off_command(deps: Deps, intent: Intent, command: SlashCommand) -> None:
     """Defer the job that answers `command` (runs after the ack)."""
     args = dict(command.as_job_args())

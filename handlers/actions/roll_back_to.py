@@ -26,3 +26,8 @@ async def roll_back_to(ack: AsyncAck, body: dict[str, Any], action: dict[str, An
     else:
         deps.dispatcher.submit(deps.slack.respond(click.response_url, routed),
                                name="roll-back-to-refusal")
+        service = (click.json_value() or {}).get("service")
+        if (isinstance(service, str) and service in deps.catalog.services
+                and not deps.catalog.is_incident_channel(click.channel_name)):
+            deps.dispatcher.submit(router.audit_channel_refusal(
+                deps, click.user_id, service, click.channel_name), name="audit")
