@@ -1,4 +1,4 @@
-"""`rollbot` / `python -m bot`: serve, socket, emulate, migrate."""
+"""`rollbot` / `python -m bot`: serve, socket, emulate, migrate, shell."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from bot.catalog import Catalog, CatalogError, load_catalog
 from bot.config import Settings
@@ -142,6 +143,13 @@ def build_parser() -> argparse.ArgumentParser:
     p_emulate.add_argument("--google-port", type=int, default=0)
     p_emulate.add_argument("--target-port", type=int, default=0)
     sub.add_parser("migrate", help="apply database migrations to $DATABASE_URL")
+    p_shell = sub.add_parser(
+        "shell", help="try rollbot in this terminal: emulated Slack, Cloud Run and stores")
+    p_shell.add_argument("--script", type=Path, metavar="FILE",
+                         help="run FILE's lines as input, print the transcript, exit 1 on "
+                              "a problem (see docs/demo.rollbot)")
+    p_shell.add_argument("--keep", action="store_true",
+                         help="keep the embedded Postgres and Redis data after exit")
     return parser
 
 
@@ -158,6 +166,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 args.target_port))
         elif args.command == "migrate":
             asyncio.run(run_migrations())
+        elif args.command == "shell":
+            from bot.shell import main as shell_main
+
+            if args.script is not None and not args.script.is_file():
+                raise StartupError(f"no such script: {args.script}")
+            return shell_main(args.script, keep=args.keep)
     except StartupError as exc:
         print(f"rollbot: {exc}", file=sys.stderr)
         return 2

@@ -92,7 +92,7 @@ class Runtime:
             install_signal_handlers=False,
             additional_context={DEPS_KEY: self.deps},
             listen_notify=True,
-            fetch_job_polling_interval=2.0,
+            fetch_job_polling_interval=1.0,  # fallback when a NOTIFY is missed
             delete_jobs="successful",
             shutdown_graceful_timeout=10.0,
         ), name="procrastinate-worker")
