@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 
 
 async def refresh_card(deps: Deps, rollback: Rollback, final_note: str | None = None) -> None:
+    # Re-read: jobs run concurrently, and a card rendered from a stale row would
+    # show an older state after a newer one.
+    rollback = await deps.rollbacks.get(rollback.id) or rollback
     if not rollback.card_ts:
         return
     card = plan_card(Plan.from_json(rollback.plan), rollback, final_note=final_note)

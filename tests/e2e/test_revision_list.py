@@ -25,6 +25,7 @@ async def test_list_revisions_answers_ephemerally_with_buttons(running_bot: Runn
     assert result.status == 200
     call = await slack.wait_for("response_url", timeout=10)
     assert call.args.get("response_type") == "ephemeral"
+    assert call.http_status == 200, call.response  # Slack accepted the blocks
     text = _all_text(call.args["blocks"])
     for suffix in ("00013-ghi", "00014-def", "00015-abc"):
         assert f"medicalcor-api-{suffix}" in text

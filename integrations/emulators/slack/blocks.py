@@ -50,9 +50,10 @@ def validate_blocks(blocks: Any, *, max_blocks: int = MAX_MESSAGE_BLOCKS) -> lis
     if len(blocks) > max_blocks:
         errors.append(f"no more than {max_blocks} items allowed")
     block_ids: set[str] = set()
-    action_ids: set[str] = set()
     for i, block in enumerate(blocks):
         where = f"[json-pointer:/blocks/{i}]"
+        # Slack wants action_ids unique within their block, not the whole message.
+        action_ids: set[str] = set()
         if not isinstance(block, dict) or block.get("type") not in KNOWN_BLOCKS:
             errors.append(f"{where}: unknown or missing block type")
             continue

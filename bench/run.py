@@ -1,0 +1,783 @@
+"""rollbot's benchmark: ack latency, end-to-end rollback time, idle memory, start-up.
+
+    .venv/bin/python bench/run.py [--quick]
+
+One command, not part of the test run; everything on 127.0.0.1, stops by itself.
+See bench/README.md for what is measured, how, and the targets. Prints a table and
+writes bench/results/latest.json (bench/results/ is gitignored).
+
+Processes: this one runs the emulators (Slack, Google Cloud gRPC, target app) and the
+embedded Postgres/Redis; the server under test (`python -m bot serve`, or a bare Bolt
+app from bench/bare_bolt.py) is a subprocess; the load generator (bench/loadgen.py)
+is another subprocess, so its CPU never runs on the server's event loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import platform
+import signal
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any, TextIO
+
+import aiohttp
+import psycopg
+
+from bot.stores.migrations import migrate
+from integrations.emulators.launcher import EmulatedWorld
+from integrations.emulators.slack.api import WebApi
+from integrations.emulators.slack.delivery import command_form
+from integrations.emulators.world import EmuService, EmuTrafficTarget, default_world
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "bench"
+RESULTS = BENCH / "results"
+
+API = "medicalcor-api"
+SERVING = "medicalcor-api-00015-abc"  # what serves in the default (broken) world
+TARGETS = ("00014-def", "00013-ghi")  # e2e rollbacks alternate between these
+ALICE = {"user_id": "U0ALICE", "channel_id": "C0INCIDENT", "channel_name": "inc-api-outage"}
+ACK_TEXTS = ("api", "api 00014-def")  # a revision list and a real proposal: both job hand-offs
+CONFIRM = "rollback.confirm"
+
+GOOGLE_LATENCY = 0.05  # GoogleEmulator.faults.latency_all during the end-to-end runs
+OPERATION_DELAY = 0.05  # seconds until an UpdateService operation is done
+SLACK_LATENCY = 0.05  # the bench-side Slack delay of the second end-to-end series
+
+TARGET_ACK_P50_1 = 2.0  # × floor
+TARGET_ACK_P99_50 = 1.5  # × floor
+TARGET_ACK_MAX_200 = 1.0  # seconds
+TARGET_E2E_RATIO = 1.1
+TARGET_RSS_MB = 150.0
+TARGET_START_S = 2.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    levels: tuple[int, ...]
+    requests: int  # measured requests per level
+    burst: int  # concurrency of the burst phase
+    burst_requests: int
+    paced_requests: int  # the diagnostic phase: 1 concurrent, PACE s between requests
+    e2e_runs: int
+
+    def warmup(self, concurrency: int) -> int:
+        return max(20, concurrency)
+
+
+FULL = Plan(levels=(1, 10, 50), requests=300, burst=200, burst_requests=400,
+            paced_requests=100, e2e_runs=5)
+QUICK = Plan(levels=(1, 10, 50), requests=60, burst=200, burst_requests=200,
+             paced_requests=30, e2e_runs=2)
+PACE = 0.03  # seconds between requests of the paced phase: rollbot's jobs keep up
+
+
+# --- the Slack emulator's per-call latency (bench-side) ------------------------------
+
+class SlackDelay:
+    """A fixed delay before every Slack Web API call and response_url post.
+
+    The Slack emulator has no such option (`inject(delay=)` only delays a call it
+    also fails), so the bench wraps its two handlers, in this process only, before
+    the emulator starts. `seconds = 0` (the default) adds nothing.
+    """
+
+    seconds = 0.0
+    intervals: list[tuple[float, float]] = []  # noqa: RUF012 - one per call, monotonic
+
+    @classmethod
+    def install(cls) -> None:
+        for name in ("handle_api", "handle_response_url"):
+            original = getattr(WebApi, name)
+
+            def wrap(original: Callable[..., Any]) -> Callable[..., Any]:
+                async def delayed(self: WebApi, request: Any) -> Any:
+                    if cls.seconds > 0:
+                        began = time.monotonic()
+                        await asyncio.sleep(cls.seconds)
+                        cls.intervals.append((began, time.monotonic()))
+                    return await original(self, request)
+                return delayed
+
+            setattr(WebApi, name, wrap(original))
+
+
+# --- watching the traffic change ------------------------------------------------------
+
+class TrafficWatch:
+    times: list[float] = []  # noqa: RUF012 - monotonic time of each assignment
+    event: asyncio.Event | None = None
+
+
+class WatchedService(EmuService):
+    """EmuService that notes when its traffic is assigned (the operation finishing)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        if name == "traffic":
+            TrafficWatch.times.append(time.monotonic())
+            if TrafficWatch.event is not None:
+                TrafficWatch.event.set()
+
+
+def watch_service(emulated: EmulatedWorld) -> WatchedService:
+    svc = emulated.world.services[API]
+    watched = WatchedService(**{f.name: getattr(svc, f.name) for f in dataclasses.fields(svc)})
+    emulated.world.services[API] = watched
+    return watched
+
+
+def reset_traffic(emulated: EmulatedWorld) -> None:
+    emulated.world.services[API].traffic = [EmuTrafficTarget(revision=SERVING, percent=100)]
+
+
+# --- small helpers --------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pct(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100)."""
+    ordered = sorted(values)
+    if not ordered:
+        return math.nan
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def read_status_kb(pid: int, field: str) -> int | None:
+    try:
+        text = Path(f"/proc/{pid}/status").read_text(encoding="utf-8")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return None
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (/proc/<pid>/stat)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8").rsplit(")", 1)[1].split()
+    except OSError:
+        return math.nan
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def loadavg() -> str:
+    """The machine's load: other processes on the same cores skew every number."""
+    try:
+        return Path("/proc/loadavg").read_text(encoding="utf-8").strip()
+    except OSError:
+        return ""
+
+
+def open_log(name: str) -> TextIO:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    return (RESULTS / name).open("w", encoding="utf-8")
+
+
+def remove(path: str) -> None:
+    Path(path).unlink(missing_ok=True)
+
+
+def union_length(intervals: list[tuple[float, float]]) -> float:
+    total, end = 0.0, -math.inf
+    for a, b in sorted(intervals):
+        if b <= a:
+            continue
+        if a > end:
+            total += b - a
+            end = b
+        elif b > end:
+            total += b - end
+            end = b
+    return total
+
+
+def text_of(call: Any) -> str:
+    return str(call.args.get("text", "")) + json.dumps(call.args.get("blocks", []))
+
+
+class Server:
+    """A subprocess serving HTTP on 127.0.0.1 (rollbot or a bare Bolt app)."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], url: str) -> None:
+        self.name, self.argv, self.env, self.url = name, argv, env, url
+        self.proc: asyncio.subprocess.Process | None = None
+        self.spawned = 0.0
+        self._log: TextIO | None = None
+
+    async def start(self) -> None:
+        self._log = open_log(f"{self.name}.log")
+        self.spawned = time.perf_counter()
+        self.proc = await asyncio.create_subprocess_exec(
+            *self.argv, cwd=ROOT, env=self.env, stdin=asyncio.subprocess.DEVNULL,
+            stdout=self._log, stderr=asyncio.subprocess.STDOUT)
+
+    async def wait_ok(self, path: str, within: float = 30.0) -> float:
+        """Seconds from spawn until GET path answers 200 (polled every 10 ms)."""
+        assert self.proc is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        timeout = aiohttp.ClientTimeout(total=2)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            while loop.time() < deadline:
+                if self.proc.returncode is not None:
+                    raise RuntimeError(f"{self.name} exited with {self.proc.returncode}; "
+                                       f"see {RESULTS / (self.name + '.log')}")
+                with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                    async with session.get(self.url + path) as resp:
+                        if resp.status == 200:
+                            return time.perf_counter() - self.spawned
+                await asyncio.sleep(0.01)
+        raise RuntimeError(f"{self.name}: {path} not 200 within {within:g}s")
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    async def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), 20)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+# --- 1. ack latency -------------------------------------------------------------------
+
+def command_bodies(emulated: EmulatedWorld, n: int) -> tuple[list[str], list[str], list[str]]:
+    """n signed-later slash command bodies, alternating the ACK_TEXTS, each with its own
+    response_url (so the jobs they start can answer) and trigger_id; and the ids of
+    those response_urls in the Slack emulator."""
+    slack = emulated.slack
+    bodies, tags, targets = [], [], []
+    for i in range(n):
+        text = ACK_TEXTS[i % len(ACK_TEXTS)]
+        response_url = slack.new_response_url(channel_id=ALICE["channel_id"],
+                                              user_id=ALICE["user_id"])
+        body = command_form(
+            token="emulator-verification-token", team_id=slack.team_id,
+            team_domain=slack.team_domain, channel_id=ALICE["channel_id"],
+            channel_name=ALICE["channel_name"], user_id=ALICE["user_id"], user_name="alice",
+            command="/rollback", text=text, api_app_id=slack.app_id, response_url=response_url)
+        bodies.append(body.decode())
+        tags.append(text)
+        targets.append(response_url.rsplit("/", 1)[1])
+    return bodies, tags, targets
+
+
+def ack_phases(emulated: EmulatedWorld, plan: Plan) -> list[dict[str, Any]]:
+    phases = []
+    for name, level, n, pause in [
+            *((f"c{c}", c, plan.requests, 0.0) for c in plan.levels),
+            (f"c{plan.burst}", plan.burst, plan.burst_requests, 0.0),
+            ("c1_paced", 1, plan.paced_requests, PACE)]:
+        warm = plan.warmup(level)
+        bodies, tags, targets = command_bodies(emulated, warm + n)
+        phases.append({"name": name, "concurrency": level, "warmup": warm, "pause": pause,
+                       "bodies": bodies, "tags": tags, "targets": targets})
+    return phases
+
+
+async def pending_jobs(database_url: str) -> int:
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        cur = await conn.execute(
+            "SELECT count(*) FROM procrastinate_jobs WHERE status IN ('todo', 'doing') "
+            "AND queue_name <> 'maintenance'")
+        row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+
+async def drain_jobs(database_url: str, within: float,
+                     unanswered: Callable[[], int] = lambda: 0) -> float | None:
+    """Wait until rollbot has done the work its acks promised: no job to do or doing,
+    and every command answered at its response_url (one may be the proposal that
+    posted a plan card instead). Hand-offs still waiting to be deferred are not in
+    the job table yet, hence the second condition. Seconds waited, None on timeout."""
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    while loop.time() - began < within:
+        if unanswered() <= 1 and await pending_jobs(database_url) == 0:
+            return loop.time() - began
+        await asyncio.sleep(0.1)
+    return None
+
+
+async def measure_acks(server: Server, emulated: EmulatedWorld, phases: list[dict[str, Any]],
+                       database_url: str | None) -> dict[str, Any]:
+    """Run the phases through a load generator subprocess. Before each measured
+    phase (after its warm-up) the server's after-ack work (rollbot's job queue) is
+    left to finish, so every measured phase starts idle with its connections open."""
+    spec = {"url": server.url + "/slack/events", "secret": emulated.signing_secret,
+            "phases": [{k: v for k, v in p.items() if k != "targets"} for p in phases]}
+    store = emulated.slack.store
+
+    def unanswered(targets: list[str]) -> Callable[[], int]:
+        return lambda: sum(1 for t in targets if store.response_targets[t].uses == 0)
+
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(spec, f)
+        spec_path = f.name
+    gen = await asyncio.create_subprocess_exec(
+        sys.executable, str(BENCH / "loadgen.py"), spec_path, cwd=ROOT,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=64 * 1024 * 1024)
+    out: dict[str, Any] = {}
+    try:
+        assert gen.stdin is not None and gen.stdout is not None
+        async def step() -> dict[str, Any]:
+            assert gen.stdin is not None and gen.stdout is not None
+            gen.stdin.write(b"go\n")
+            await gen.stdin.drain()
+            line = await asyncio.wait_for(gen.stdout.readline(), 120)
+            if not line:
+                raise RuntimeError("load generator exited early")
+            return dict(json.loads(line))
+
+        for phase in phases:
+            await step()  # the warm-up
+            warm_targets = phase["targets"][:phase["warmup"]]
+            measured_targets = phase["targets"][phase["warmup"]:]
+            idle = (await drain_jobs(database_url, 90, unanswered(warm_targets))
+                    if database_url else 0.0)
+            cpu_before = cpu_seconds(server.pid)
+            raw = await step()
+            cpu_phase = cpu_seconds(server.pid) - cpu_before
+            lat = raw["latencies"]
+            ok = [x for x, s in zip(lat, raw["statuses"], strict=True) if s == 200]
+            result: dict[str, Any] = {
+                "concurrency": phase["concurrency"], "requests": len(lat),
+                "non_200": sum(1 for s in raw["statuses"] if s != 200),
+                "p50_ms": pct(lat, 50) * 1000, "p90_ms": pct(lat, 90) * 1000,
+                "p99_ms": pct(lat, 99) * 1000, "max_ms": max(lat) * 1000,
+                "over_1s": sum(1 for x in lat if x > 1.0),
+                "throughput_rps": len(lat) / raw["wall"] if raw["wall"] else None,
+                "p50_ok_ms": pct(ok, 50) * 1000 if ok else None,
+            }
+            by_text = {}
+            for text in ACK_TEXTS:
+                sub = [x for x, t in zip(lat, raw["tags"], strict=True) if t == text]
+                if sub:
+                    by_text[text] = {"p50_ms": pct(sub, 50) * 1000,
+                                     "p99_ms": pct(sub, 99) * 1000}
+            result["by_text"] = by_text
+            result["idle_before"] = idle is not None
+            if database_url:
+                drained = await drain_jobs(database_url, 90, unanswered(measured_targets))
+                result["jobs_drained_after_s"] = drained
+                result["unanswered_commands"] = unanswered(measured_targets)()
+            cpu_all = cpu_seconds(server.pid) - cpu_before
+            # The server's CPU per request: during the phase, and including the after-ack
+            # work that finished after it (rollbot's jobs; nothing for a bare app).
+            result["cpu_ms_per_request_in_phase"] = cpu_phase * 1000 / len(lat)
+            result["cpu_ms_per_request"] = cpu_all * 1000 / len(lat)
+            result["server_cpu_busy_in_phase"] = cpu_phase / raw["wall"] if raw["wall"] else None
+            out[phase["name"]] = result
+            print(f"  {server.name:>13} {phase['name']:<8} "
+                  f"p50 {result['p50_ms']:7.2f} ms  p99 {result['p99_ms']:7.2f} ms  "
+                  f"max {result['max_ms']:7.1f} ms  non-200 {result['non_200']}"
+                  + (f"  (jobs drained {result['jobs_drained_after_s']:.1f}s later)"
+                     if database_url and result.get("jobs_drained_after_s") is not None
+                     else ""), flush=True)
+    finally:
+        if gen.returncode is None:
+            with contextlib.suppress(Exception):
+                assert gen.stdin is not None
+                gen.stdin.close()
+            try:
+                await asyncio.wait_for(gen.wait(), 10)
+            except TimeoutError:
+                gen.kill()
+                await gen.wait()
+        remove(spec_path)
+    return out
+
+
+# --- 2. end to end --------------------------------------------------------------------
+
+async def one_rollback(emulated: EmulatedWorld, events_url: str, target: str,
+                       slack_delay: float) -> dict[str, Any]:
+    slack, google = emulated.slack, emulated.google
+    reset_traffic(emulated)
+    started_wall = time.time()
+    ack = await slack.send_command(events_url, f"api {target}", **ALICE)
+    if ack.status != 200:
+        raise RuntimeError(f"proposal not acked: {ack.status} {ack.body}")
+    card = await slack.wait_for(
+        "chat.postMessage", lambda c: c.time >= started_wall and "Rollback plan" in text_of(c),
+        timeout=15)
+    await asyncio.sleep(0.3)  # let the propose job finish before the clock starts
+    changed = asyncio.Event()
+    TrafficWatch.times.clear()
+    TrafficWatch.event = changed
+    first_google = len(google.calls)
+    first_slack_delay = len(SlackDelay.intervals)
+
+    click_mono, click_wall = time.monotonic(), time.time()
+    result = await slack.click(events_url, action_id=CONFIRM, user_id="U0BOB",
+                               channel_id=ALICE["channel_id"], message_ts=card.response["ts"])
+    ack_s = time.monotonic() - click_mono
+    if result.status != 200:
+        raise RuntimeError(f"Confirm not acked: {result.status} {result.body}")
+    await asyncio.wait_for(changed.wait(), 15)
+    TrafficWatch.event = None
+    traffic_at = TrafficWatch.times[0]
+
+    def is_check_line(call: Any) -> bool:
+        return (call.time >= click_wall and bool(call.args.get("thread_ts"))
+                and str(call.args.get("text", "")).startswith(("✅", "❌")))
+
+    first_line = await slack.wait_for("chat.postMessage", is_check_line, timeout=15)
+    first_line_at = click_mono + (first_line.time - click_wall)
+    await slack.wait_for(
+        "chat.postMessage", lambda c: c.time >= click_wall and (
+            "Rollback verified" in text_of(c) or "Stop and escalate" in text_of(c)),
+        timeout=20)
+    served = emulated.world.serving(API)
+
+    calls = [c for c in google.calls[first_google:] if c.time >= click_mono]
+    delays = SlackDelay.intervals[first_slack_delay:]
+
+    def critical(until: float) -> tuple[float, dict[str, int], float]:
+        """Injected waits in [click, until], overlapping ones counted once: each Google
+        call's latency, the operation's delay after UpdateService, each Slack delay."""
+        spans: list[tuple[float, float]] = []
+        counts: dict[str, int] = {}
+        nominal = 0.0
+        for call in calls:
+            if call.time > until:
+                continue
+            method = call.method.rsplit("/", 1)[-1]
+            counts[method] = counts.get(method, 0) + 1
+            spans.append((call.time, min(call.time + GOOGLE_LATENCY, until)))
+            nominal += GOOGLE_LATENCY
+            if method == "UpdateService":
+                done = call.time + GOOGLE_LATENCY
+                spans.append((done, min(done + OPERATION_DELAY, until)))
+                nominal += OPERATION_DELAY
+        for began, ended in delays:
+            if click_mono <= began <= until:
+                spans.append((began, min(ended, until)))
+                counts["slack"] = counts.get("slack", 0) + 1
+                nominal += slack_delay
+        return union_length(spans), counts, nominal
+
+    to_traffic, traffic_calls, traffic_nominal = critical(traffic_at)
+    to_line, line_calls, line_nominal = critical(first_line_at)
+    # What the runbook needs in sequence: read the service, update it, the operation,
+    # and before it the announcement; for the first check line also the rest of
+    # WaitOperation, the read-back and the line itself.
+    minimum_traffic = 2 * GOOGLE_LATENCY + OPERATION_DELAY + slack_delay
+    minimum_line = (minimum_traffic + max(0.0, GOOGLE_LATENCY - OPERATION_DELAY)
+                    + GOOGLE_LATENCY + slack_delay)
+    slack_before_traffic = [
+        c.method for c in slack.calls
+        if click_wall <= c.time <= click_wall + (traffic_at - click_mono)]
+    timeline = [(round((c.time - click_mono) * 1000, 1), "google " + c.method.rsplit("/", 1)[-1])
+                for c in calls if c.time <= first_line_at + 0.001]
+    timeline += [(round((c.time - click_wall) * 1000, 1),
+                  f"slack {c.method} answered: {str(c.args.get('text', ''))[:40]!r}")
+                 for c in slack.calls if click_wall <= c.time <= click_wall + (
+                     first_line_at - click_mono) + 0.001]
+    timeline += [(round(ack_s * 1000, 1), "Confirm acked"),
+                 (round((traffic_at - click_mono) * 1000, 1), "traffic changed")]
+    return {
+        "target": target, "served_after": served, "click_ack_ms": ack_s * 1000,
+        "timeline": sorted(timeline),
+        "traffic_ms": (traffic_at - click_mono) * 1000,
+        "traffic_critical_ms": to_traffic * 1000,
+        "traffic_nominal_ms": traffic_nominal * 1000,
+        "traffic_minimum_ms": minimum_traffic * 1000,
+        "traffic_calls": traffic_calls,
+        "first_check_ms": (first_line_at - click_mono) * 1000,
+        "first_check_critical_ms": to_line * 1000,
+        "first_check_nominal_ms": line_nominal * 1000,
+        "first_check_minimum_ms": minimum_line * 1000,
+        "first_check_calls": line_calls,
+        "slack_calls_before_traffic": slack_before_traffic,
+    }
+
+
+async def measure_e2e(emulated: EmulatedWorld, events_url: str, runs: int,
+                      slack_delay: float) -> dict[str, Any]:
+    emulated.google.faults.latency_all = GOOGLE_LATENCY
+    emulated.google.operation_delay = OPERATION_DELAY
+    SlackDelay.seconds = slack_delay
+    samples = []
+    try:
+        for i in range(runs):
+            sample = await one_rollback(emulated, events_url, TARGETS[i % len(TARGETS)],
+                                        slack_delay)
+            samples.append(sample)
+            print(f"  e2e (Slack +{slack_delay * 1000:.0f} ms) #{i + 1}: traffic "
+                  f"{sample['traffic_ms']:6.1f} ms (critical path "
+                  f"{sample['traffic_critical_ms']:5.1f}), first check line "
+                  f"{sample['first_check_ms']:6.1f} ms (critical path "
+                  f"{sample['first_check_critical_ms']:5.1f})", flush=True)
+    finally:
+        emulated.google.faults.clear()
+        SlackDelay.seconds = 0.0
+        reset_traffic(emulated)
+
+    def med(key: str) -> float:
+        return statistics.median(s[key] for s in samples)
+
+    def ratio_med(num: str, den: str) -> float:
+        return statistics.median(s[num] / s[den] for s in samples)
+
+    return {
+        "google_latency_ms": GOOGLE_LATENCY * 1000, "operation_delay_ms": OPERATION_DELAY * 1000,
+        "slack_latency_ms": slack_delay * 1000, "runs": samples,
+        "traffic_ms": med("traffic_ms"), "traffic_critical_ms": med("traffic_critical_ms"),
+        "traffic_ratio": ratio_med("traffic_ms", "traffic_critical_ms"),
+        "traffic_minimum_ms": med("traffic_minimum_ms"),
+        "traffic_minimum_ratio": ratio_med("traffic_ms", "traffic_minimum_ms"),
+        "first_check_ms": med("first_check_ms"),
+        "first_check_critical_ms": med("first_check_critical_ms"),
+        "first_check_ratio": ratio_med("first_check_ms", "first_check_critical_ms"),
+        "first_check_minimum_ms": med("first_check_minimum_ms"),
+        "first_check_minimum_ratio": ratio_med("first_check_ms", "first_check_minimum_ms"),
+    }
+
+
+# --- the run --------------------------------------------------------------------------
+
+def bot_server(emulated: EmulatedWorld, name: str) -> Server:
+    port = free_port()
+    env = {**os.environ, **emulated.env(), "PORT": str(port)}
+    return Server(name, [sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1"], env,
+                  f"http://127.0.0.1:{port}")
+
+
+def bare_server(emulated: EmulatedWorld, mode: str) -> Server:
+    port = free_port()
+    env = {**os.environ, **emulated.env()}
+    return Server(f"bolt-{mode}", [sys.executable, str(BENCH / "bare_bolt.py"), "--mode", mode,
+                                   "--port", str(port)], env, f"http://127.0.0.1:{port}")
+
+
+async def run(plan: Plan, quick: bool) -> dict[str, Any]:
+    results: dict[str, Any] = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "quick": quick,
+        "plan": dataclasses.asdict(plan),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "platform": platform.platform(),
+                    "versions": {p: metadata.version(p) for p in (
+                        "slack_bolt", "slack_sdk", "aiohttp", "procrastinate", "psycopg",
+                        "grpcio")}},
+        "loadavg_before": loadavg(),
+    }
+    SlackDelay.install()
+    print("starting emulators and embedded Postgres/Redis …", flush=True)
+    emulated = await EmulatedWorld.start(
+        world=default_world(bad_latest=True), with_stores=True,
+        operation_delay=OPERATION_DELAY, verification_window=1.5, verification_interval=0.2)
+    servers: list[Server] = []
+    try:
+        watch_service(emulated)
+
+        # 3. start-up and idle memory (the bot is a subprocess; everything else is here)
+        print("rollbot start-up and idle memory …", flush=True)
+        fresh = bot_server(emulated, "rollbot-first-start")
+        servers.append(fresh)
+        await fresh.start()
+        first_start = await fresh.wait_ok("/healthz")
+        await fresh.stop()
+        await migrate(emulated.database_url)  # already current; a restart is measured next
+        bot = bot_server(emulated, "rollbot")
+        servers.append(bot)
+        await bot.start()
+        start_s = await bot.wait_ok("/healthz")
+        ready_s = await bot.wait_ok("/readyz")
+        await asyncio.sleep(2.0)
+        rss_kb = read_status_kb(bot.pid, "VmRSS")
+        results["startup"] = {"first_start_empty_db_s": first_start, "start_s": start_s,
+                              "ready_s": ready_s}
+        results["memory"] = {"idle_rss_mb": (rss_kb or 0) / 1024}
+        print(f"  first start (empty database) {first_start:.2f}s, restart {start_s:.2f}s "
+              f"(ready {ready_s:.2f}s), idle RSS {(rss_kb or 0) / 1024:.1f} MB", flush=True)
+
+        # 2. end to end, with the emulators adding latency
+        events_url = bot.url + "/slack/events"
+        print("end-to-end rollbacks …", flush=True)
+        results["e2e"] = await measure_e2e(emulated, events_url, plan.e2e_runs, 0.0)
+        results["e2e_slack_latency"] = await measure_e2e(
+            emulated, events_url, plan.e2e_runs, SLACK_LATENCY)
+
+        # 1. ack latency: rollbot, then the two bare Bolt apps
+        print("ack latency …", flush=True)
+        results["ack"] = {}
+        results["ack"]["rollbot"] = await measure_acks(
+            bot, emulated, ack_phases(emulated, plan), emulated.database_url)
+        results["memory"]["rss_after_load_mb"] = (read_status_kb(bot.pid, "VmRSS") or 0) / 1024
+        results["memory"]["peak_rss_mb"] = (read_status_kb(bot.pid, "VmHWM") or 0) / 1024
+        await bot.stop()
+        for mode in ("default", "floor"):
+            bare = bare_server(emulated, mode)
+            servers.append(bare)
+            await bare.start()
+            await bare.wait_ok("/healthz")
+            results["ack"][f"bolt_{mode}"] = await measure_acks(
+                bare, emulated, ack_phases(emulated, plan), None)
+            await bare.stop()
+    finally:
+        for server in servers:
+            await server.stop()
+        # Not part of a metric, but a benchmark of wrong answers is worthless: what
+        # the Slack emulator refused during the run (e.g. invalid blocks).
+        refused: dict[str, int] = {}
+        for call in emulated.slack.calls:
+            if not call.ok:
+                key = f"{call.method}: HTTP {call.http_status} {call.response.get('error')}"
+                refused[key] = refused.get(key, 0) + 1
+        results["slack_refused_calls"] = refused
+        await emulated.stop()
+    results["loadavg_after"] = loadavg()
+    return results
+
+
+# --- the report -----------------------------------------------------------------------
+
+def verdicts(r: dict[str, Any], plan: Plan) -> list[dict[str, Any]]:
+    ack = r["ack"]
+    bot, dflt, floor = ack["rollbot"], ack["bolt_default"], ack["bolt_floor"]
+    lo, mid, hi = plan.levels[0], plan.levels[-1], plan.burst
+    rows: list[dict[str, Any]] = []
+
+    def add(metric: str, unit: str, value: Any, target: str = "", ok: bool | None = None,
+            default: Any = None, floor_value: Any = None) -> None:
+        rows.append({"metric": metric, "unit": unit, "rollbot": value, "default_bolt": default,
+                     "floor_bolt": floor_value, "target": target, "pass": ok})
+
+    def ack_row(metric: str, key: str, phase: str, limit: float | None = None,
+                target: str = "") -> None:
+        values = [d[phase][key] for d in (bot, dflt, floor)]
+        add(metric, "ms" if key.endswith("_ms") else "", values[0], target,
+            None if limit is None else values[0] <= limit, values[1], values[2])
+
+    floor_p50 = floor[f"c{lo}"]["p50_ms"]
+    floor_p99 = floor[f"c{mid}"]["p99_ms"]
+    ack_row(f"ack p50 @{lo}", "p50_ms", f"c{lo}", TARGET_ACK_P50_1 * floor_p50,
+            f"≤ {TARGET_ACK_P50_1:g}× floor = {TARGET_ACK_P50_1 * floor_p50:.2f}")
+    ack_row(f"ack p99 @{lo}", "p99_ms", f"c{lo}")
+    ack_row(f"  ack p50 @1 paced {PACE * 1000:.0f} ms apart (diagnostic)", "p50_ms", "c1_paced")
+    for level in plan.levels[1:]:
+        ack_row(f"ack p50 @{level}", "p50_ms", f"c{level}")
+        if level == mid:
+            ack_row(f"ack p99 @{mid}", "p99_ms", f"c{mid}", TARGET_ACK_P99_50 * floor_p99,
+                    f"≤ {TARGET_ACK_P99_50:g}× floor = {TARGET_ACK_P99_50 * floor_p99:.2f}")
+        else:
+            ack_row(f"ack p99 @{level}", "p99_ms", f"c{level}")
+    ack_row(f"ack p50 @{hi}", "p50_ms", f"c{hi}")
+    ack_row(f"ack p99 @{hi}", "p99_ms", f"c{hi}")
+    ack_row(f"ack max @{hi}", "max_ms", f"c{hi}", TARGET_ACK_MAX_200 * 1000,
+            f"≤ {TARGET_ACK_MAX_200 * 1000:.0f}")
+    ack_row(f"non-200 acks @{hi}", "non_200", f"c{hi}", 0, "0")
+    ack_row(f"  server CPU per command @{mid}, incl. after-ack work", "cpu_ms_per_request",
+            f"c{mid}")
+    rows[-1]["unit"] = "ms"
+    ack_row(f"  server CPU busy during @{mid} (1 = one core)", "server_cpu_busy_in_phase",
+            f"c{mid}")
+    drained = bot[f"c{hi}"].get("jobs_drained_after_s")
+    add(f"  rollbot's answers all posted, s after the @{hi} burst", "s", drained,
+        "" if drained is not None else "queue not drained in 90 s")
+
+    for key, label in (("e2e", "Google +50 ms"), ("e2e_slack_latency", "Google & Slack +50 ms")):
+        e2e = r[key]
+        for what, name in (("traffic", "Confirm→traffic change"),
+                           ("first_check", "Confirm→1st check line")):
+            add(f"{name}, median ({label})", "ms", e2e[f"{what}_ms"],
+                f"critical path {e2e[f'{what}_critical_ms']:.0f} ms, "
+                f"runbook minimum {e2e[f'{what}_minimum_ms']:.0f} ms")
+            ratio = e2e[f"{what}_ratio"]
+            add("  ratio to the critical path", "×", ratio, f"≤ {TARGET_E2E_RATIO:g}",
+                ratio <= TARGET_E2E_RATIO)
+            if e2e["slack_latency_ms"]:
+                minimum = e2e[f"{what}_minimum_ratio"]
+                add("  ratio to the runbook minimum", "×", minimum, f"≤ {TARGET_E2E_RATIO:g}",
+                    minimum <= TARGET_E2E_RATIO)
+    rss = r["memory"]["idle_rss_mb"]
+    add("idle RSS", "MB", rss, f"< {TARGET_RSS_MB:g}", 0 < rss < TARGET_RSS_MB)
+    start = r["startup"]["start_s"]
+    add("start-up, spawn→/healthz 200", "s", start, f"< {TARGET_START_S:g}",
+        start < TARGET_START_S)
+    add("  first start on an empty database", "s", r["startup"]["first_start_empty_db_s"])
+    return rows
+
+
+def fmt(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.2f}" if abs(value) < 100 else f"{value:.0f}"
+    return str(value)
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    head = ["metric", "rollbot", "default Bolt", "floor Bolt", "target", "pass/fail"]
+    body = [[f"{r['metric']}" + (f" ({r['unit']})" if r["unit"] else ""), fmt(r["rollbot"]),
+             fmt(r["default_bolt"]), fmt(r["floor_bolt"]), r["target"],
+             "" if r["pass"] is None else ("pass" if r["pass"] else "FAIL")] for r in rows]
+    widths = [max(len(x) for x in col) for col in zip(head, *body, strict=True)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) for cells in body]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="rollbot benchmark (see bench/README.md)")
+    parser.add_argument("--quick", action="store_true", help="fewer requests and rollbacks")
+    parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
+    args = parser.parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    # gRPC logs a line on every fork of a process that uses it (each subprocess spawn).
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+    began = time.perf_counter()
+    results = asyncio.run(asyncio.wait_for(run(plan, args.quick), timeout=600))
+    rows = verdicts(results, plan)
+    results["table"] = rows
+    results["elapsed_s"] = time.perf_counter() - began
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")
+    print()
+    print(table(rows))
+    failed, parent = [], ""
+    for r in rows:
+        if not r["metric"].startswith(" "):
+            parent = r["metric"]
+        if r["pass"] is False:
+            failed.append(r["metric"] if r["metric"] == parent
+                          else f"{parent}: {r['metric'].strip()}")
+    print(f"\n{len(failed)} target(s) missed" + (": " + "; ".join(failed) if failed else "")
+          + f". Took {results['elapsed_s']:.0f}s. JSON: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

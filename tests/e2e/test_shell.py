@@ -1,0 +1,135 @@
+"""`rollbot shell` as a person runs it: one process, the demo script, a pipe on stdin.
+
+Each run starts its own emulators and embedded Postgres/Redis on 127.0.0.1; after
+exit, nothing it started may still run or listen.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "docs" / "demo.rollbot"
+STORE_URL = re.compile(r"(?:postgresql://\S+@|redis://)127\.0\.0\.1:(\d+)/")
+
+pytestmark = pytest.mark.slow
+
+
+def _env() -> dict[str, str]:
+    """Our environment minus anything rollbot reads, so embedded stores start."""
+    drop = {"DATABASE_URL", "REDIS_URL", "SLACK_API_URL", "SLACK_BOT_TOKEN",
+            "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "ROLLBOT_GCP_EMULATOR_HOST",
+            "ROLLBOT_CONFIG", "PORT", "HOST", "LOG_LEVEL", "LOG_FORMAT", "NO_COLOR"}
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _shell(*args: str, stdin: str | None = None,
+           timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "shell", *args], cwd=ROOT, env=_env(), input=stdin,
+        stdin=None if stdin is not None else subprocess.DEVNULL, capture_output=True,
+        text=True, timeout=timeout, check=False)
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _assert_stores_gone(stdout: str) -> None:
+    ports = [int(p) for p in STORE_URL.findall(stdout)]
+    assert len(ports) == 2, f"no Postgres/Redis URLs in the banner:\n{stdout[:2000]}"
+    for port in ports:
+        assert not _port_open(port), f"an embedded server still listens on {port}"
+
+
+def test_demo_script_rolls_back_and_exits_0() -> None:
+    result = _shell("--script", str(DEMO))
+    out = result.stdout
+    assert result.returncode == 0, f"exit {result.returncode}\n{out}\n{result.stderr[-4000:]}"
+    for expected in ("Rollback plan", "needs a second person",
+                     "Initiating rollback of api to revision medicalcor-api-00014-def",
+                     "Rollback verified", "[1] Confirm rollback  [2] Cancel",
+                     "(only visible to you)", "  ↳ "):
+        assert expected in out, f"{expected!r} not in the transcript:\n{out}"
+    assert "<@U0" not in out and "\x1b[" not in out  # mentions resolved, no colours
+    assert "requested by @alice, confirmed by @bob" in out
+    _assert_stores_gone(out)
+
+
+def test_failing_wait_exits_nonzero_and_stops_the_script(tmp_path: Path) -> None:
+    script = tmp_path / "fail.rollbot"
+    script.write_text("# a wait that can never succeed\n\n:wait something rollbot never says 1\n"
+                      ":as bob\n", encoding="utf-8")
+    result = _shell("--script", str(script), timeout=60)
+    assert result.returncode == 1, result.stdout + result.stderr[-3000:]
+    assert "timed out after 1 s" in result.stdout
+    assert "you are now @bob" not in result.stdout  # the script stopped at the failed wait
+    _assert_stores_gone(result.stdout)
+
+
+def test_missing_script_is_a_usage_error(tmp_path: Path) -> None:
+    result = _shell("--script", str(tmp_path / "nope.rollbot"), timeout=30)
+    assert result.returncode == 2 and "no such script" in result.stderr
+
+
+def test_repl_over_a_pipe_answers_and_quits_quickly() -> None:
+    started = time.monotonic()
+    result = _shell(stdin=":who\n:as bob\nhelp\n:quit\n/rollback never sent\n", timeout=60)
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    out = result.stdout
+    assert "ready in" in out and "#inc-demo" in out
+    assert "You are @alice (U0ALICE" in out and "(you are now @bob)" in out
+    assert "rollbot (only visible to you):" in out and "quick reference" in out
+    assert "never sent" not in out.split("bob> :quit", 1)[1]
+    assert elapsed < 30, f"start, three commands and :quit took {elapsed:.1f}s"
+    _assert_stores_gone(out)
+
+
+def test_end_of_input_exits_0() -> None:
+    result = _shell(stdin="", timeout=60)
+    assert result.returncode == 0, result.stderr[-3000:]
+    _assert_stores_gone(result.stdout)
+
+
+def test_ctrl_c_stops_everything_it_started() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot", "shell"], cwd=ROOT, env=_env(), stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        lines: list[str] = []
+        deadline = time.monotonic() + 30
+        while len(STORE_URL.findall("".join(lines))) < 2:
+            line = proc.stdout.readline()
+            assert line and time.monotonic() < deadline, "no banner:\n" + "".join(lines)
+            lines.append(line)
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert children, "the embedded servers should be child processes"
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+    assert code == 0
+    _, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive, f"still running after the shell exited: {alive}"
+    _assert_stores_gone("".join(lines))
