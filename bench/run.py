@@ -72,16 +72,17 @@ class Plan:
     burst: int  # concurrency of the burst phase
     burst_requests: int
     paced_requests: int  # the diagnostic phase: 1 concurrent, PACE s between requests
+    rounds: int  # each level in this many rounds, interleaved across the servers
     e2e_runs: int
 
     def warmup(self, concurrency: int) -> int:
         return max(20, concurrency)
 
 
-FULL = Plan(levels=(1, 10, 50), requests=300, burst=200, burst_requests=400,
-            paced_requests=100, e2e_runs=5)
+FULL = Plan(levels=(1, 10, 50), requests=300, burst=200, burst_requests=600,
+            paced_requests=100, rounds=3, e2e_runs=5)
 QUICK = Plan(levels=(1, 10, 50), requests=60, burst=200, burst_requests=200,
-             paced_requests=30, e2e_runs=2)
+             paced_requests=30, rounds=1, e2e_runs=2)
 PACE = 0.03  # seconds between requests of the paced phase: rollbot's jobs keep up
 
 
@@ -216,12 +217,34 @@ def text_of(call: Any) -> str:
     return str(call.args.get("text", "")) + json.dumps(call.args.get("blocks", []))
 
 
+# Run as `python -I -S -c WATCHDOG <pid>` with a pipe from us on stdin. A byte means
+# "stand down"; bare EOF means this process died: stop the server (TERM, then KILL),
+# so no server outlives a killed benchmark.
+WATCHDOG = r"""
+import os, signal, sys, time
+pid = int(sys.argv[1])
+try:
+    if os.read(0, 1): sys.exit(0)
+except OSError: pass
+try: os.kill(pid, signal.SIGTERM)
+except OSError: sys.exit(0)
+end = time.monotonic() + 10
+while time.monotonic() < end:
+    try: os.kill(pid, 0)
+    except OSError: sys.exit(0)
+    time.sleep(0.1)
+try: os.kill(pid, signal.SIGKILL)
+except OSError: pass
+"""
+
+
 class Server:
     """A subprocess serving HTTP on 127.0.0.1 (rollbot or a bare Bolt app)."""
 
     def __init__(self, name: str, argv: list[str], env: dict[str, str], url: str) -> None:
         self.name, self.argv, self.env, self.url = name, argv, env, url
         self.proc: asyncio.subprocess.Process | None = None
+        self.watchdog: asyncio.subprocess.Process | None = None
         self.spawned = 0.0
         self._log: TextIO | None = None
 
@@ -231,6 +254,9 @@ class Server:
         self.proc = await asyncio.create_subprocess_exec(
             *self.argv, cwd=ROOT, env=self.env, stdin=asyncio.subprocess.DEVNULL,
             stdout=self._log, stderr=asyncio.subprocess.STDOUT)
+        self.watchdog = await asyncio.create_subprocess_exec(
+            sys.executable, "-I", "-S", "-c", WATCHDOG, str(self.proc.pid),
+            stdin=asyncio.subprocess.PIPE)
 
     async def wait_ok(self, path: str, within: float = 30.0) -> float:
         """Seconds from spawn until GET path answers 200 (polled every 10 ms)."""
@@ -264,6 +290,17 @@ class Server:
             except TimeoutError:
                 proc.kill()
                 await proc.wait()
+        watchdog, self.watchdog = self.watchdog, None
+        if watchdog is not None and watchdog.stdin is not None:
+            with contextlib.suppress(OSError):
+                watchdog.stdin.write(b"x")
+                await watchdog.stdin.drain()
+                watchdog.stdin.close()
+            try:
+                await asyncio.wait_for(watchdog.wait(), 5)
+            except TimeoutError:
+                watchdog.kill()
+                await watchdog.wait()
         if self._log is not None:
             self._log.close()
             self._log = None
@@ -292,16 +329,25 @@ def command_bodies(emulated: EmulatedWorld, n: int) -> tuple[list[str], list[str
     return bodies, tags, targets
 
 
-def ack_phases(emulated: EmulatedWorld, plan: Plan) -> list[dict[str, Any]]:
-    phases = []
-    for name, level, n, pause in [
-            *((f"c{c}", c, plan.requests, 0.0) for c in plan.levels),
+def ack_levels(plan: Plan) -> list[tuple[str, int, int, float]]:
+    """(name, concurrency, measured requests, pause between requests) per level."""
+    return [*((f"c{c}", c, plan.requests, 0.0) for c in plan.levels),
             (f"c{plan.burst}", plan.burst, plan.burst_requests, 0.0),
-            ("c1_paced", 1, plan.paced_requests, PACE)]:
-        warm = plan.warmup(level)
-        bodies, tags, targets = command_bodies(emulated, warm + n)
-        phases.append({"name": name, "concurrency": level, "warmup": warm, "pause": pause,
-                       "bodies": bodies, "tags": tags, "targets": targets})
+            ("c1_paced", 1, plan.paced_requests, PACE)]
+
+
+def ack_phases(emulated: EmulatedWorld, plan: Plan) -> list[dict[str, Any]]:
+    """Every level split into `plan.rounds` phases (warm-up in the first only)."""
+    phases = []
+    for name, level, n, pause in ack_levels(plan):
+        for r in range(plan.rounds):
+            warm = plan.warmup(level) if r == 0 else 0
+            # At least `level` requests per round, or 200 concurrent would never be.
+            count = max(level, n // plan.rounds + (1 if r < n % plan.rounds else 0))
+            bodies, tags, targets = command_bodies(emulated, warm + count)
+            phases.append({"name": f"{name}#{r + 1}", "level": name, "concurrency": level,
+                           "warmup": warm, "pause": pause, "bodies": bodies, "tags": tags,
+                           "targets": targets})
     return phases
 
 
@@ -329,92 +375,138 @@ async def drain_jobs(database_url: str, within: float,
     return None
 
 
-async def measure_acks(server: Server, emulated: EmulatedWorld, phases: list[dict[str, Any]],
-                       database_url: str | None) -> dict[str, Any]:
-    """Run the phases through a load generator subprocess. Before each measured
-    phase (after its warm-up) the server's after-ack work (rollbot's job queue) is
-    left to finish, so every measured phase starts idle with its connections open."""
-    spec = {"url": server.url + "/slack/events", "secret": emulated.signing_secret,
-            "phases": [{k: v for k, v in p.items() if k != "targets"} for p in phases]}
-    store = emulated.slack.store
+class LoadGen:
+    """One load generator subprocess driving one server through its phases. Before
+    each measured phase (after its warm-up) the server's after-ack work (rollbot's
+    jobs) is left to finish, so every measured phase starts idle, connections open."""
 
-    def unanswered(targets: list[str]) -> Callable[[], int]:
-        return lambda: sum(1 for t in targets if store.response_targets[t].uses == 0)
+    def __init__(self, server: Server, emulated: EmulatedWorld, phases: list[dict[str, Any]],
+                 database_url: str | None) -> None:
+        self.server, self.phases, self.database_url = server, phases, database_url
+        self.store = emulated.slack.store
+        self.spec = {"url": server.url + "/slack/events", "secret": emulated.signing_secret,
+                     "phases": [{k: v for k, v in ph.items() if k != "targets"}
+                                for ph in phases]}
+        self.proc: asyncio.subprocess.Process | None = None
+        self.spec_path = ""
 
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-        json.dump(spec, f)
-        spec_path = f.name
-    gen = await asyncio.create_subprocess_exec(
-        sys.executable, str(BENCH / "loadgen.py"), spec_path, cwd=ROOT,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=64 * 1024 * 1024)
-    out: dict[str, Any] = {}
-    try:
-        assert gen.stdin is not None and gen.stdout is not None
-        async def step() -> dict[str, Any]:
-            assert gen.stdin is not None and gen.stdout is not None
-            gen.stdin.write(b"go\n")
-            await gen.stdin.drain()
-            line = await asyncio.wait_for(gen.stdout.readline(), 120)
-            if not line:
-                raise RuntimeError("load generator exited early")
-            return dict(json.loads(line))
+    async def start(self) -> None:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", prefix="loadgen-", suffix=".json", dir=RESULTS,
+                                         delete=False) as f:
+            json.dump(self.spec, f)
+            self.spec_path = f.name
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, str(BENCH / "loadgen.py"), self.spec_path, cwd=ROOT,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            limit=64 * 1024 * 1024)
 
-        for phase in phases:
-            await step()  # the warm-up
-            warm_targets = phase["targets"][:phase["warmup"]]
-            measured_targets = phase["targets"][phase["warmup"]:]
-            idle = (await drain_jobs(database_url, 90, unanswered(warm_targets))
-                    if database_url else 0.0)
-            cpu_before = cpu_seconds(server.pid)
-            raw = await step()
-            cpu_phase = cpu_seconds(server.pid) - cpu_before
-            lat = raw["latencies"]
-            ok = [x for x, s in zip(lat, raw["statuses"], strict=True) if s == 200]
-            result: dict[str, Any] = {
-                "concurrency": phase["concurrency"], "requests": len(lat),
-                "non_200": sum(1 for s in raw["statuses"] if s != 200),
-                "p50_ms": pct(lat, 50) * 1000, "p90_ms": pct(lat, 90) * 1000,
-                "p99_ms": pct(lat, 99) * 1000, "max_ms": max(lat) * 1000,
-                "over_1s": sum(1 for x in lat if x > 1.0),
-                "throughput_rps": len(lat) / raw["wall"] if raw["wall"] else None,
-                "p50_ok_ms": pct(ok, 50) * 1000 if ok else None,
-            }
-            by_text = {}
-            for text in ACK_TEXTS:
-                sub = [x for x, t in zip(lat, raw["tags"], strict=True) if t == text]
-                if sub:
-                    by_text[text] = {"p50_ms": pct(sub, 50) * 1000,
-                                     "p99_ms": pct(sub, 99) * 1000}
-            result["by_text"] = by_text
-            result["idle_before"] = idle is not None
-            if database_url:
-                drained = await drain_jobs(database_url, 90, unanswered(measured_targets))
-                result["jobs_drained_after_s"] = drained
-                result["unanswered_commands"] = unanswered(measured_targets)()
-            cpu_all = cpu_seconds(server.pid) - cpu_before
-            # The server's CPU per request: during the phase, and including the after-ack
-            # work that finished after it (rollbot's jobs; nothing for a bare app).
-            result["cpu_ms_per_request_in_phase"] = cpu_phase * 1000 / len(lat)
-            result["cpu_ms_per_request"] = cpu_all * 1000 / len(lat)
-            result["server_cpu_busy_in_phase"] = cpu_phase / raw["wall"] if raw["wall"] else None
-            out[phase["name"]] = result
-            print(f"  {server.name:>13} {phase['name']:<8} "
-                  f"p50 {result['p50_ms']:7.2f} ms  p99 {result['p99_ms']:7.2f} ms  "
-                  f"max {result['max_ms']:7.1f} ms  non-200 {result['non_200']}"
-                  + (f"  (jobs drained {result['jobs_drained_after_s']:.1f}s later)"
-                     if database_url and result.get("jobs_drained_after_s") is not None
-                     else ""), flush=True)
-    finally:
-        if gen.returncode is None:
+    async def _step(self) -> dict[str, Any]:
+        assert self.proc is not None and self.proc.stdin and self.proc.stdout
+        self.proc.stdin.write(b"go\n")
+        await self.proc.stdin.drain()
+        line = await asyncio.wait_for(self.proc.stdout.readline(), 120)
+        if not line:
+            raise RuntimeError("load generator exited early")
+        return dict(json.loads(line))
+
+    def _unanswered(self, targets: list[str]) -> Callable[[], int]:
+        return lambda: sum(1 for t in targets if self.store.response_targets[t].uses == 0)
+
+    async def run(self, index: int) -> dict[str, Any]:
+        phase = self.phases[index]
+        warm = phase["warmup"]
+        await self._step()  # the warm-up (possibly empty)
+        if self.database_url:
+            await drain_jobs(self.database_url, 90, self._unanswered(phase["targets"][:warm]))
+        cpu_before = cpu_seconds(self.server.pid)
+        raw = await self._step()
+        raw["cpu_in_phase"] = cpu_seconds(self.server.pid) - cpu_before
+        if self.database_url:
+            measured = self._unanswered(phase["targets"][warm:])
+            raw["drained_after_s"] = await drain_jobs(self.database_url, 90, measured)
+            raw["unanswered"] = measured()
+        # The server's CPU including the after-ack work that finished after the phase
+        # (rollbot's jobs; nothing for a bare app).
+        raw["cpu_total"] = cpu_seconds(self.server.pid) - cpu_before
+        return raw
+
+    async def close(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.returncode is None:
             with contextlib.suppress(Exception):
-                assert gen.stdin is not None
-                gen.stdin.close()
+                assert proc.stdin is not None
+                proc.stdin.close()
             try:
-                await asyncio.wait_for(gen.wait(), 10)
+                await asyncio.wait_for(proc.wait(), 10)
             except TimeoutError:
-                gen.kill()
-                await gen.wait()
-        remove(spec_path)
+                proc.kill()
+                await proc.wait()
+        if self.spec_path:
+            remove(self.spec_path)
+
+
+def summarize(raws: list[dict[str, Any]], concurrency: int) -> dict[str, Any]:
+    """One level's rounds pooled."""
+    lat = [x for r in raws for x in r["latencies"]]
+    statuses = [x for r in raws for x in r["statuses"]]
+    tags = [x for r in raws for x in r["tags"]]
+    wall = sum(r["wall"] for r in raws)
+    result: dict[str, Any] = {
+        "concurrency": concurrency, "requests": len(lat), "rounds": len(raws),
+        "non_200": sum(1 for x in statuses if x != 200),
+        "p50_ms": pct(lat, 50) * 1000, "p90_ms": pct(lat, 90) * 1000,
+        "p99_ms": pct(lat, 99) * 1000, "max_ms": max(lat) * 1000,
+        "over_1s": sum(1 for x in lat if x > 1.0),
+        "round_p50_ms": [pct(r["latencies"], 50) * 1000 for r in raws],
+        "round_p99_ms": [pct(r["latencies"], 99) * 1000 for r in raws],
+        "throughput_rps": len(lat) / wall if wall else None,
+        # Server CPU per request: during the phase, and with the after-ack work.
+        "cpu_ms_per_request_in_phase": sum(r["cpu_in_phase"] for r in raws) * 1000 / len(lat),
+        "cpu_ms_per_request": sum(r["cpu_total"] for r in raws) * 1000 / len(lat),
+        "server_cpu_busy_in_phase": sum(r["cpu_in_phase"] for r in raws) / wall if wall else None,
+        "by_text": {text: {"p50_ms": pct(sub, 50) * 1000, "p99_ms": pct(sub, 99) * 1000}
+                    for text in ACK_TEXTS
+                    if (sub := [x for x, t in zip(lat, tags, strict=True) if t == text])},
+    }
+    if "drained_after_s" in raws[0]:
+        drained = [r["drained_after_s"] for r in raws]
+        result["jobs_drained_after_s"] = None if None in drained else max(drained)
+        result["unanswered_commands"] = sum(r["unanswered"] for r in raws)
+    return result
+
+
+async def measure_acks(emulated: EmulatedWorld, plan: Plan,
+                       servers: dict[str, Server]) -> dict[str, Any]:
+    """The same phases against every server, interleaved: each round of a level runs
+    on rollbot, then default Bolt, then floor Bolt, so slow moments of the machine
+    (other processes) fall on all of them alike."""
+    gens = {name: LoadGen(server, emulated, ack_phases(emulated, plan),
+                          emulated.database_url if name == "rollbot" else None)
+            for name, server in servers.items()}
+    out: dict[str, dict[str, Any]] = {name: {} for name in servers}
+    try:
+        for gen in gens.values():
+            await gen.start()
+        phases = next(iter(gens.values())).phases
+        raws: dict[str, dict[str, list[dict[str, Any]]]] = {name: {} for name in servers}
+        for index, phase in enumerate(phases):
+            for name, gen in gens.items():
+                raws[name].setdefault(phase["level"], []).append(await gen.run(index))
+        for level, concurrency, _n, _pause in ack_levels(plan):
+            for name in servers:
+                result = summarize(raws[name][level], concurrency)
+                out[name][level] = result
+                drained = result.get("jobs_drained_after_s")
+                print(f"  {name:>13} {level:<8} p50 {result['p50_ms']:7.2f} ms  "
+                      f"p99 {result['p99_ms']:7.2f} ms  max {result['max_ms']:7.1f} ms  "
+                      f"non-200 {result['non_200']}  CPU/request "
+                      f"{result['cpu_ms_per_request']:5.2f} ms"
+                      + (f"  (answers done {drained:.1f}s after)" if drained is not None
+                         else ""), flush=True)
+    finally:
+        for gen in gens.values():
+            await gen.close()
     return out
 
 
@@ -629,22 +721,18 @@ async def run(plan: Plan, quick: bool) -> dict[str, Any]:
         results["e2e_slack_latency"] = await measure_e2e(
             emulated, events_url, plan.e2e_runs, SLACK_LATENCY)
 
-        # 1. ack latency: rollbot, then the two bare Bolt apps
+        # 1. ack latency: rollbot and the two bare Bolt apps, interleaved
         print("ack latency …", flush=True)
-        results["ack"] = {}
-        results["ack"]["rollbot"] = await measure_acks(
-            bot, emulated, ack_phases(emulated, plan), emulated.database_url)
-        results["memory"]["rss_after_load_mb"] = (read_status_kb(bot.pid, "VmRSS") or 0) / 1024
-        results["memory"]["peak_rss_mb"] = (read_status_kb(bot.pid, "VmHWM") or 0) / 1024
-        await bot.stop()
+        under_test = {"rollbot": bot}
         for mode in ("default", "floor"):
             bare = bare_server(emulated, mode)
             servers.append(bare)
             await bare.start()
             await bare.wait_ok("/healthz")
-            results["ack"][f"bolt_{mode}"] = await measure_acks(
-                bare, emulated, ack_phases(emulated, plan), None)
-            await bare.stop()
+            under_test[f"bolt_{mode}"] = bare
+        results["ack"] = await measure_acks(emulated, plan, under_test)
+        results["memory"]["rss_after_load_mb"] = (read_status_kb(bot.pid, "VmRSS") or 0) / 1024
+        results["memory"]["peak_rss_mb"] = (read_status_kb(bot.pid, "VmHWM") or 0) / 1024
     finally:
         for server in servers:
             await server.stop()
@@ -774,6 +862,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if r["pass"] is False:
             failed.append(r["metric"] if r["metric"] == parent
                           else f"{parent}: {r['metric'].strip()}")
+    unanswered = sum(ph.get("unanswered_commands", 0) or 0
+                     for ph in results["ack"]["rollbot"].values())
+    if results["slack_refused_calls"] or unanswered > 1:
+        print(f"\nWARNING: rollbot's answers were not all right: Slack emulator refused "
+              f"{results['slack_refused_calls'] or 'nothing'}; commands left unanswered: "
+              f"{unanswered} (see bench/results/rollbot.log)")
     print(f"\n{len(failed)} target(s) missed" + (": " + "; ".join(failed) if failed else "")
           + f". Took {results['elapsed_s']:.0f}s. JSON: {args.out}")
     return 0
