@@ -19,6 +19,8 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from bot.stores.db import use_connection
+
 __all__ = ["OUTCOMES", "AuditEvent", "AuditLog", "scrub"]
 
 OUTCOMES = frozenset({"ok", "denied", "error"})
@@ -101,11 +103,8 @@ class AuditLog:
             "outcome": outcome,
             "details": Jsonb(scrub(details or {}), dumps=_dumps),
         }
-        if conn is not None:
-            await conn.execute(query, params)
-            return
-        async with self._pool.connection() as own:
-            await own.execute(query, params)
+        async with use_connection(self._pool, conn) as target:
+            await target.execute(query, params)
 
     async def for_rollback(self, rollback_id: int) -> list[AuditEvent]:
         """Every event of one rollback, oldest first."""

@@ -11,8 +11,8 @@ group a state change, its audit event and a job deferral in one transaction.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
 from enum import Enum
 from typing import Any
 
@@ -22,6 +22,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from bot.rollbacks.model import ACTIVE_STATES, FINAL_STATES, TRANSITIONS, Rollback, State
+from bot.stores.db import use_connection
 
 __all__ = ["UPDATABLE_FIELDS", "ActiveRollbackExists", "RollbackStore", "row_to_rollback"]
 
@@ -122,13 +123,10 @@ class RollbackStore:
     def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
         self._pool = pool
 
-    @asynccontextmanager
-    async def _conn(self, conn: AsyncConnection[Any] | None) -> AsyncIterator[AsyncConnection[Any]]:
-        if conn is not None:
-            yield conn  # the caller owns the transaction
-            return
-        async with self._pool.connection() as own:  # commits on clean exit
-            yield own
+    def _conn(
+        self, conn: AsyncConnection[Any] | None
+    ) -> AbstractAsyncContextManager[AsyncConnection[Any]]:
+        return use_connection(self._pool, conn)
 
     async def _one(
         self, conn: AsyncConnection[Any], query: _Query, params: Any = None

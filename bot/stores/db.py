@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import psycopg
@@ -70,3 +72,16 @@ async def check_database(pool: AsyncConnectionPool[Any], wait_seconds: float = 3
     except Exception as exc:
         return f"error: {describe_error(exc)}"
     return "ok"
+
+
+@contextlib.asynccontextmanager
+async def use_connection(
+    pool: AsyncConnectionPool[Any], conn: psycopg.AsyncConnection[Any] | None
+) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    """The caller's connection (it owns the transaction), else one from the pool
+    (committed on clean exit): lets several writes share one transaction."""
+    if conn is not None:
+        yield conn
+        return
+    async with pool.connection() as own:
+        yield own
