@@ -24,7 +24,7 @@ from bot.logs import register_secret_values, url_passwords
 from bot.metrics import cloud_run_call
 from bot.rollbacks.audit import AuditLog
 from bot.rollbacks.store import RollbackStore
-from bot.slack_out import SlackOut, make_web_client
+from bot.slack_out import SlackOut
 from bot.stores.db import check_database, open_pool
 from bot.stores.migrations import migrate
 from bot.stores.redis_store import Deduplicator, check_redis, open_redis
@@ -62,8 +62,8 @@ class Runtime:
         cloud_run = GoogleCloudRun(
             google.services, google.revisions, catalog.gcp.project, policy=retry_policy,
             on_call=cloud_run_call)
-        slack = SlackOut(make_web_client(
-            settings.slack_bot_token.get_secret_value(), settings.slack_api_base))
+        slack = SlackOut.connect(
+            settings.slack_bot_token.get_secret_value(), settings.slack_api_base)
         jobs = build_job_app(settings.database_url)
         await jobs.open_async()
         deps = Deps(
@@ -110,6 +110,7 @@ class Runtime:
                 await self._worker
         await self.deps.jobs.close_async()
         await self.deps.http.close()
+        await self.deps.slack.close()
         await self.google.close()
         await self.deps.redis.aclose()
         await self.deps.pool.close()

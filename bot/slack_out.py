@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -25,21 +26,39 @@ def retry_handlers() -> list[AsyncRetryHandler]:
     ]
 
 
-def make_web_client(token: str, base_url: str) -> AsyncWebClient:
-    return AsyncWebClient(token=token, base_url=base_url, retry_handlers=retry_handlers())
+def make_web_client(token: str, base_url: str,
+                    session: aiohttp.ClientSession | None = None) -> AsyncWebClient:
+    return AsyncWebClient(token=token, base_url=base_url, retry_handlers=retry_handlers(),
+                          session=session)
 
 
 class SlackOut:
-    """Everything rollbot says in Slack goes through here."""
+    """Everything rollbot says in Slack goes through here.
 
-    def __init__(self, client: AsyncWebClient) -> None:
+    One HTTP session for every call (Web API and response_url posts): without
+    it slack_sdk opens a new connection, and a TLS handshake, per call."""
+
+    def __init__(self, client: AsyncWebClient, session: aiohttp.ClientSession | None = None
+                 ) -> None:
         self.client = client
+        self._session = session
+
+    @classmethod
+    def connect(cls, token: str, base_url: str) -> SlackOut:
+        """Must be called in the running event loop (it opens the shared session)."""
+        session = aiohttp.ClientSession()
+        return cls(make_web_client(token, base_url, session), session)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
 
     async def respond(
         self, response_url: str, message: Message, *, ephemeral: bool = True,
         replace_original: bool = False,
     ) -> None:
-        webhook = AsyncWebhookClient(response_url, retry_handlers=retry_handlers())
+        webhook = AsyncWebhookClient(response_url, retry_handlers=retry_handlers(),
+                                     session=self._session)
         body: dict[str, Any] = {
             "response_type": "ephemeral" if ephemeral else "in_channel",
             "replace_original": replace_original,

@@ -8,6 +8,7 @@ the same traffic, which Cloud Run treats as a no-op if it had gone through.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from bot.deps import Deps
@@ -54,15 +55,20 @@ async def execute(deps: Deps, rollback_id: int, *, resumed: bool = False) -> Non
                 details={"traffic_before": rollback.traffic_before,
                          "traffic_requested": {rollback.target_revision: 100}})
         rollback = moved
-    await refresh_card(deps, rollback)
-    rollback = await update_summary(deps, rollback, "Shifting traffic…")
+    # Only the announcement must precede the change (runbook); the card and the
+    # summary are updated while Cloud Run works, off the critical path.
+    card = asyncio.create_task(refresh_card(deps, rollback))
+    summary = asyncio.create_task(update_summary(deps, rollback, "Shifting traffic…"))
     region = deps.catalog.region_of(rollback.service)
     try:
         state = await deps.cloud_run.set_traffic(
             rollback.cloud_run_service, region, {rollback.target_revision: 100})
     except CloudRunError as exc:
-        await _traffic_failed(deps, rollback, region, exc)
+        await card
+        await _traffic_failed(deps, await summary, region, exc)
         return
+    await card
+    rollback = await summary
     after = state.serving()
     await in_thread(deps, rollback, traffic_line(rollback.traffic_before, after))
     async with deps.pool.connection() as conn, conn.transaction():
