@@ -308,11 +308,19 @@ class GoogleCloudRun:
                     f"Cloud Run operation {operation_name} did not finish within "
                     f"{self._policy.operation_timeout:g}s; its outcome is unknown",
                 )
-            wait = min(remaining, 10.0)
+            # Each WaitOperation must end within one call's timeout; the loop,
+            # bounded by operation_timeout, keeps waiting across calls.
+            wait = max(0.05, min(remaining, 10.0, self._policy.call_timeout / 2))
             request = operations_pb2.WaitOperationRequest(
                 name=operation_name, timeout=duration_pb2.Duration(
                     seconds=int(wait), nanos=int((wait % 1) * 1e9)))
-            raw = await self._call("WaitOperation", self._wait_once(request, wait + 5))
+            try:
+                raw = await self._call("WaitOperation", self._wait_once(
+                    request, self._policy.call_timeout * 0.9))
+            except CloudRunError as exc:
+                if exc.transient:
+                    continue  # not done yet, or a blip: the deadline above bounds this
+                raise
             if raw.done:
                 if raw.HasField("error") and raw.error.code:
                     raise CloudRunError("error", f"Cloud Run operation {operation_name} "

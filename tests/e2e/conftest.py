@@ -16,7 +16,7 @@ from integrations.emulators.launcher import EmulatedWorld
 from integrations.emulators.world import default_world
 
 FAST_RETRY = RetryPolicy(attempts=3, total_seconds=5, initial_wait=0.01, max_wait=0.05,
-                         call_timeout=3)
+                         call_timeout=3, operation_timeout=3)
 
 
 @dataclasses.dataclass

@@ -10,7 +10,16 @@ import redis.asyncio as aioredis
 from bot.rollbacks.model import State
 from bot.stores.redis_store import Deduplicator
 from tests.e2e.conftest import RunningBot
-from tests.e2e.test_rollback_flow import ALICE, CONFIRM, _click, _propose, _wait_state
+from tests.e2e.test_rollback_flow import (
+    ALICE,
+    CONFIRM,
+    _click,
+    _posted,
+    _propose,
+    _text,
+    _text_starts,
+    _wait_state,
+)
 
 
 def _closed_port() -> int:
@@ -42,3 +51,33 @@ async def test_redis_down_rollback_still_works_and_readyz_says_so(
         deps.redis, deps.dedupe = alive
         await dead.aclose()
     assert ALICE["channel_id"] == rollback.channel_id
+
+
+async def test_operation_that_never_finishes_is_reported_by_name(
+    running_bot: RunningBot,
+) -> None:
+    world = running_bot.world
+    world.google.operations_never_finish = True
+    card = await _propose(running_bot)
+    await _click(running_bot, card, CONFIRM, "U0BOB")
+    rollback = await _wait_state(running_bot, State.FAILED, within=15)
+    assert rollback.error and "operations/" in rollback.error  # the operation's name
+    assert "did not finish" in rollback.error
+    line = await world.slack.wait_for("chat.postMessage", _posted("Traffic unchanged"))
+    assert "operations/" in _text(line)
+    assert world.world.serving("medicalcor-api") == {"medicalcor-api-00015-abc": 100}
+
+
+async def test_slack_rate_limits_and_errors_lose_no_message(running_bot: RunningBot) -> None:
+    slack = running_bot.world.slack
+    slack.inject("chat.postMessage", status=429, retry_after=1, count=2)
+    slack.inject("chat.update", status=503, count=1)
+    card = await _propose(running_bot)
+    await _click(running_bot, card, CONFIRM, "U0BOB")
+    rollback = await _wait_state(running_bot, State.SUCCEEDED, State.FAILED, within=20)
+    assert rollback.state == State.SUCCEEDED
+    await slack.wait_for("chat.postMessage", _posted("Rollback verified"), timeout=15)
+    await slack.wait_for("chat.postMessage", _text_starts("Initiating rollback"))
+    refused = [c for c in slack.calls if c.http_status != 200]
+    assert len(refused) == 3  # the injected faults, each answered by a retry
+    assert slack.faults.pending("chat.postMessage") == 0

@@ -27,11 +27,13 @@ def _text(call: SlackCall) -> str:
 
 
 def _posted(predicate_text: str):
-    return lambda call: predicate_text in _text(call)
+    # Only calls Slack accepted (a rate-limited attempt is retried, not delivered).
+    return lambda call: call.http_status == 200 and predicate_text in _text(call)
 
 
 def _text_starts(prefix: str):
-    return lambda call: str(call.args.get("text", "")).startswith(prefix)
+    return lambda call: call.http_status == 200 and str(
+        call.args.get("text", "")).startswith(prefix)
 
 
 async def _propose(bot: RunningBot, text: str = "api 00014-def") -> SlackCall:
