@@ -16,9 +16,14 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
+HANDOFF_SECONDS = 5.0  # past this the user is told; a pool waiting on a dead database
+# would otherwise keep them waiting 30 s for nothing
+
+
 class Dispatcher:
-    def __init__(self) -> None:
+    def __init__(self, handoff_seconds: float = HANDOFF_SECONDS) -> None:
         self._pending: set[asyncio.Task[Any]] = set()
+        self._handoff_seconds = handoff_seconds
 
     def submit(
         self,
@@ -28,7 +33,7 @@ class Dispatcher:
     ) -> asyncio.Task[Any]:
         async def guarded() -> None:
             try:
-                await work
+                await asyncio.wait_for(work, self._handoff_seconds)
             except Exception as exc:
                 log.exception("hand-off %s failed", name)
                 if on_error is not None:

@@ -106,8 +106,12 @@ class Runtime:
         await self.deps.dispatcher.drain()
         if self._worker is not None:
             self._worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._worker
+            # Bounded: with the database gone, procrastinate's worker keeps
+            # retrying its listener for a long time before it honours the cancel.
+            done, _ = await asyncio.wait({self._worker}, timeout=5)
+            for task in done:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    task.result()
         await self.deps.jobs.close_async()
         await self.deps.http.close()
         await self.deps.slack.close()

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 
 import aiohttp
 import redis.asyncio as aioredis
 
 from bot.rollbacks.model import State
+from bot.stores.embedded import EmbeddedPostgres
 from bot.stores.redis_store import Deduplicator
-from tests.e2e.conftest import RunningBot
+from integrations.emulators.launcher import EmulatedWorld
+from tests.e2e.conftest import RunningBot, start_bot
 from tests.e2e.test_rollback_flow import (
     ALICE,
     CONFIRM,
+    UPDATE_SERVICE,
     _click,
     _posted,
     _propose,
@@ -81,3 +85,33 @@ async def test_slack_rate_limits_and_errors_lose_no_message(running_bot: Running
     refused = [c for c in slack.calls if c.http_status != 200]
     assert len(refused) == 3  # the injected faults, each answered by a retry
     assert slack.faults.pending("chat.postMessage") == 0
+
+
+async def test_postgres_down_nothing_changes_and_the_user_is_told(
+    emulated: EmulatedWorld, fresh_redis_url: str
+) -> None:
+    """The database is the system of record: without it no Cloud Run change
+    may happen (its audit row could not be written), and the user hears why."""
+    pg = EmbeddedPostgres()
+    await pg.start()
+    bot = await start_bot(emulated, pg.url, fresh_redis_url)
+    try:
+        card = await _propose(bot)
+        await pg.stop()
+        await _click(bot, card, CONFIRM, "U0BOB")
+        told = await emulated.slack.wait_for("response_url", _posted("could not queue"), timeout=15)
+        assert "Nothing was changed" in _text(told)
+        await emulated.slack.send_command(bot.events_url, "web 00013-pqr", **ALICE)
+        await emulated.slack.wait_for(
+            "response_url", lambda c: len(emulated.slack.calls_to("response_url")) >= 2,
+            timeout=15)
+        await asyncio.sleep(0.5)
+        assert not emulated.google.calls_to(UPDATE_SERVICE)
+        assert emulated.world.serving("medicalcor-api") == {"medicalcor-api-00015-abc": 100}
+        async with aiohttp.ClientSession() as session:
+            async with session.get(bot.url + "/readyz") as ready:
+                assert ready.status == 503
+                assert (await ready.json())["checks"]["database"].startswith("error")
+    finally:
+        await asyncio.wait_for(bot.stop(), 30)
+        await pg.stop()
