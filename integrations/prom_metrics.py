@@ -1,0 +1,238 @@
+"""A service's own Prometheus metrics: 5xx rate and p95 latency over a window.
+
+The runbook's ``curl /metrics | grep http_requests_total | grep status="5"``, done
+properly: two scrapes of the Prometheus text format, parsed with prometheus_client,
+and the difference between them. p95 comes from the latency histogram's buckets by
+linear interpolation, as Prometheus' ``histogram_quantile`` does it.
+
+One scrape is one GET: no retries, no redirects followed, at most 4 MiB read.
+Failures raise MetricsScrapeError with a short reason for people.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import errno
+import math
+import socket
+import time
+from collections.abc import Awaitable, Callable, Iterable
+
+import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
+
+MAX_BODY_BYTES = 4 * 1024 * 1024
+ACCEPT = "text/plain;version=0.0.4;q=1.0, */*;q=0.1"
+QUANTILE = 0.95
+
+
+@dataclasses.dataclass(frozen=True)
+class Scrape:
+    at: float  # time.monotonic() when the answer arrived
+    requests: float  # sum of the request counter over all series
+    errors_5xx: float  # the part of it whose status label starts with "5"
+    # (le seconds, cumulative count) of the latency histogram, summed over series,
+    # ascending; the last bound is +inf when the histogram is well formed.
+    buckets: tuple[tuple[float, float], ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class WindowMetrics:
+    requests: float  # requests served between the two scrapes
+    error_rate: float | None  # share of them answered 5xx; None without requests
+    p95_latency_ms: float | None  # None without observations in the histogram
+
+
+class MetricsScrapeError(Exception):
+    """A scrape failed: unreachable, non-200, too big, or not Prometheus text."""
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.transient = transient  # worth trying again later (network, timeout, 5xx)
+
+
+# --- fetching -------------------------------------------------------------------------
+
+def _network_failure(exc: BaseException, timeout: float) -> str:
+    if isinstance(exc, TimeoutError):  # includes aiohttp's ServerTimeoutError
+        return f"timeout after {timeout:g}s"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        os_error = exc.os_error
+        if isinstance(os_error, socket.gaierror):
+            return f"DNS lookup failed for {exc.host}"
+        if isinstance(os_error, ConnectionRefusedError) or os_error.errno == errno.ECONNREFUSED:
+            return "connection refused"
+        return f"cannot connect: {os_error.strerror or os_error}"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "server disconnected"
+    if isinstance(exc, aiohttp.InvalidURL):
+        return "invalid URL"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return "incomplete response body"
+    if isinstance(exc, OSError):
+        return f"network error: {exc.strerror or exc}"
+    return f"request failed: {type(exc).__name__}: {exc}"
+
+
+async def _read_limited(response: aiohttp.ClientResponse, limit: int) -> bytes | None:
+    """The body, or None when it is larger than ``limit``."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await response.content.read(limit + 1 - size)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return None
+
+
+async def _fetch(session: aiohttp.ClientSession, url: str, timeout: float) -> str:  # noqa: ASYNC109
+    try:
+        async with session.get(
+            url, allow_redirects=False, timeout=aiohttp.ClientTimeout(total=timeout),
+            headers={"Accept": ACCEPT},
+        ) as response:
+            if response.status != 200:
+                reason = f" {response.reason}" if response.reason else ""
+                raise MetricsScrapeError(
+                    f"metrics at {url} answered {response.status}{reason}, not 200",
+                    transient=response.status >= 500 or response.status == 429)
+            raw = await _read_limited(response, MAX_BODY_BYTES)
+    except MetricsScrapeError:
+        raise
+    except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
+        raise MetricsScrapeError(
+            f"cannot scrape {url}: {_network_failure(exc, timeout)}", transient=True) from exc
+    if raw is None:
+        raise MetricsScrapeError(f"metrics at {url} are larger than "
+                                 f"{MAX_BODY_BYTES // (1024 * 1024)} MiB; not read")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MetricsScrapeError(f"metrics at {url} are not UTF-8 text") from exc
+
+
+# --- parsing --------------------------------------------------------------------------
+
+def _bound(le: str) -> float:
+    value = float(le)  # "+Inf" parses to inf
+    if math.isnan(value):
+        raise ValueError(f"bucket bound le={le!r}")
+    return value
+
+
+def parse(text: str, *, counter: str = "http_requests_total",
+          histogram: str = "http_request_duration_seconds", at: float | None = None,
+          source: str = "metrics") -> Scrape:
+    """A Scrape from Prometheus text exposition; MetricsScrapeError if unusable."""
+    base = counter.removesuffix("_total")
+    counter_samples = {counter, base + "_total"}
+    bucket_sample = histogram + "_bucket"
+    requests = errors = 0.0
+    buckets: dict[float, float] = {}
+    counter_declared = False
+    try:
+        for family in text_string_to_metric_families(text):
+            if family.name in (counter, base):
+                counter_declared = True
+            for sample in family.samples:
+                if sample.name in counter_samples:
+                    counter_declared = True
+                    requests += sample.value
+                    if str(sample.labels.get("status", "")).startswith("5"):
+                        errors += sample.value
+                elif sample.name == bucket_sample and "le" in sample.labels:
+                    le = _bound(sample.labels["le"])
+                    buckets[le] = buckets.get(le, 0.0) + sample.value
+    except Exception as exc:  # the parser raises ValueError, IndexError, ... on bad input
+        raise MetricsScrapeError(
+            f"{source} is not Prometheus text format ({type(exc).__name__}: {exc})") from exc
+    if not counter_declared:
+        raise MetricsScrapeError(f"{source} has no {counter} counter")
+    return Scrape(at=time.monotonic() if at is None else at, requests=requests,
+                  errors_5xx=errors, buckets=tuple(sorted(buckets.items())))
+
+
+async def scrape(session: aiohttp.ClientSession, url: str, *, timeout: float,  # noqa: ASYNC109
+                 counter: str = "http_requests_total",
+                 histogram: str = "http_request_duration_seconds") -> Scrape:
+    """GET ``url`` once and sum the request counter and latency histogram."""
+    text = await _fetch(session, url, timeout)
+    return parse(text, counter=counter, histogram=histogram, at=time.monotonic(),
+                 source=f"metrics at {url}")
+
+
+# --- the window -----------------------------------------------------------------------
+
+def histogram_quantile(q: float, buckets: Iterable[tuple[float, float]]) -> float | None:
+    """Prometheus' histogram_quantile over (le, cumulative count) pairs, in seconds.
+
+    Linear interpolation inside the bucket holding the rank; the first bucket's
+    lower bound is 0; a rank in the +Inf bucket yields the highest finite bound.
+    """
+    ordered = sorted(buckets)
+    if not ordered:
+        return None
+    # Cumulative counts must not decrease; jitter between series is clamped like Prometheus.
+    cumulative: list[tuple[float, float]] = []
+    high = 0.0
+    for le, count in ordered:
+        high = max(high, count)
+        cumulative.append((le, high))
+    total = cumulative[-1][1]
+    if total <= 0:
+        return None
+    rank = q * total
+    lower, below = 0.0, 0.0
+    for le, count in cumulative:
+        if count >= rank:
+            if math.isinf(le):
+                return lower  # the highest finite bound (0 if there is none)
+            if le <= 0 or count == below:
+                return le
+            return lower + (le - lower) * (rank - below) / (count - below)
+        lower, below = le, count
+    return lower
+
+
+def window(before: Scrape, after: Scrape) -> WindowMetrics:
+    """What happened between two scrapes of the same target.
+
+    A counter reset (the target restarted: a total went down, or the histogram's
+    buckets changed) makes ``after`` itself the delta for that metric, as
+    Prometheus' increase() does for a reset inside the window.
+    """
+    if after.requests < before.requests or after.errors_5xx < before.errors_5xx:
+        requests, errors = after.requests, after.errors_5xx
+    else:
+        requests = after.requests - before.requests
+        errors = after.errors_5xx - before.errors_5xx
+    before_buckets = dict(before.buckets)
+    histogram_reset = (
+        {le for le, _ in after.buckets} != set(before_buckets)  # new layout: a new process
+        or any(count < before_buckets[le] for le, count in after.buckets)
+    )
+    buckets = after.buckets if histogram_reset else tuple(
+        (le, count - before_buckets[le]) for le, count in after.buckets)
+    p95 = histogram_quantile(QUANTILE, buckets)
+    return WindowMetrics(
+        requests=requests,
+        error_rate=errors / requests if requests > 0 else None,
+        p95_latency_ms=round(p95 * 1000.0, 1) if p95 is not None else None,
+    )
+
+
+async def measure(session: aiohttp.ClientSession, url: str, *, interval: float,
+                  timeout: float,  # noqa: ASYNC109
+                  sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+                  counter: str = "http_requests_total",
+                  histogram: str = "http_request_duration_seconds") -> WindowMetrics:
+    """Scrape, wait ``interval`` seconds, scrape again: the window between them."""
+    before = await scrape(session, url, timeout=timeout, counter=counter, histogram=histogram)
+    await sleep(interval)
+    after = await scrape(session, url, timeout=timeout, counter=counter, histogram=histogram)
+    return window(before, after)
