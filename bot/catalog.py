@@ -9,9 +9,18 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationError,
+    field_validator,
+)
 
 SLACK_ID = re.compile(r"^[UWS][A-Z0-9]{2,}$")  # user (U/W) or user group (S)
 
@@ -50,6 +59,99 @@ class VerificationSection(_Strict):
     timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 5.0
     max_error_rate: Annotated[float, Field(ge=0, le=1)] = 0.01
     max_p95_latency_ms: Annotated[float, Field(gt=0)] = 1000.0
+    # Deep verification: when to measure after the traffic change (runbook: metrics
+    # within 5-10 minutes), where from, and how far back the baseline looks.
+    measure_after_seconds: list[Annotated[float, Field(ge=0, le=3600)]] = Field(
+        default_factory=lambda: [0.0, 120.0, 300.0, 600.0], max_length=10)
+    metrics_source: Literal["auto", "cloud_monitoring", "metrics_url"] = "auto"
+    scrape_interval_seconds: Annotated[float, Field(gt=0, le=60)] = 5.0
+    baseline_seconds: Annotated[float, Field(gt=0, le=3600)] = 300.0
+    # Below this many requests a rate or percentile is noise: judged "unknown".
+    min_requests: Annotated[int, Field(ge=0)] = 100
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{value!r}: expected an http:// or https:// URL")
+    return value
+
+
+def _json_scalar(value: object) -> str | int | bool:
+    if isinstance(value, str | int | bool):  # bool is an int; TOML floats are refused
+        return value
+    raise ValueError("expected a string, integer or boolean to compare the JSON field with")
+
+
+JsonScalar = Annotated[str | int | bool, PlainValidator(_json_scalar)]
+_JSON_PATH = re.compile(r"^[^.\s]+(\.[^.\s]+)*$")  # "status", "checks.database"
+
+
+class SmokeUrl(_Strict):
+    """One smoke check: GET `url`; passes on `expect_status` (any 2xx when unset) and,
+    when `expect_json` is set, on each field of the JSON body equal to its value
+    (dotted keys reach into nested objects: "checks.database" = "ok")."""
+
+    url: str
+    expect_status: Annotated[int, Field(ge=100, le=599)] | None = None
+    expect_json: dict[str, JsonScalar] | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _http_url(value)
+
+    @field_validator("expect_json", mode="before")
+    @classmethod
+    def _flatten(cls, value: object) -> object:
+        """`{ checks.database = "ok" }` unquoted is a nested table in TOML: same path."""
+        if not isinstance(value, dict):
+            return value
+        flat: dict[str, object] = {}
+        for key, item in value.items():
+            nested = cls._flatten(item) if isinstance(item, dict) and item else item
+            if isinstance(nested, dict) and nested:
+                flat.update({f"{key}.{sub}": v for sub, v in nested.items()})
+            else:
+                flat[key] = nested
+        return flat
+
+    @field_validator("expect_json")
+    @classmethod
+    def _paths(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("name at least one field, e.g. { status = \"ok\" }")
+        bad = [key for key in value if not _JSON_PATH.match(key)]
+        if bad:
+            raise ValueError(f"{', '.join(map(repr, bad))}: expected a field name or a "
+                             "dotted path like \"checks.database\"")
+        return value
+
+    def __str__(self) -> str:
+        return self.url
+
+
+def _smoke_entry(value: object) -> object:
+    """A plain URL string is shorthand for `{ url = "..." }`."""
+    if isinstance(value, str):
+        return {"url": value}
+    if isinstance(value, dict | SmokeUrl):
+        return value
+    raise ValueError("expected a URL string or a table "
+                     "{ url = \"...\", expect_status = 200, expect_json = { status = \"ok\" } }")
+
+
+class SmokeCommand(_Strict):
+    """A smoke suite run as a process after a rollback (runbook: "pnpm run test:smoke").
+
+    `command` is an argument list run without a shell; `cwd` is relative to rollbot's
+    working directory."""
+
+    command: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
+    timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 300.0
+    cwd: str | None = Field(default=None, min_length=1)
 
 
 class ServiceSection(_Strict):
@@ -57,7 +159,11 @@ class ServiceSection(_Strict):
     region: str | None = None  # defaults to [gcp].region
     health_url: str | None = None
     ready_url: str | None = None
-    smoke_urls: list[str] = Field(default_factory=list)
+    # Each entry: "https://…" or { url = "https://…", expect_status = 200,
+    # expect_json = { status = "ok", "checks.database" = "ok" } }; strings become SmokeUrl.
+    smoke_urls: list[Annotated[SmokeUrl, BeforeValidator(_smoke_entry)]] = Field(
+        default_factory=list)
+    smoke_command: SmokeCommand | None = None
     metrics_url: str | None = None
     requesters: list[str] = Field(default_factory=list)  # empty: anyone in the channel
     approvers: list[str] = Field(default_factory=list)

@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     port: int = Field(default=3000, alias="PORT", ge=1, le=65535)
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
     log_format: str = Field(default="text", alias="LOG_FORMAT")
+    slack_post_interval: float = Field(default=1.0, alias="ROLLBOT_SLACK_POST_INTERVAL", ge=0)
 
     @property
     def slack_api_base(self) -> str:

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from bot.rollbacks.store import RollbackStore
     from bot.stores.redis_store import Deduplicator
     from integrations.http_checks import HttpChecker
+    from integrations.logs import CloudLogs
+    from integrations.monitoring import CloudMonitoring
 
 
 @dataclasses.dataclass
@@ -37,6 +39,8 @@ class Deps:
     audit: AuditLog
     dedupe: Deduplicator
     http: HttpChecker
+    monitoring: CloudMonitoring | None = None  # per-revision metrics, where configured
+    logs: CloudLogs | None = None
     extras: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 

@@ -17,7 +17,7 @@ REVISION_NAME = re.compile(r"^[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?$")
 REVISION_SUFFIX = re.compile(r"^\d{5}-[a-z0-9]{1,20}$")
 MAX_TEXT = 500
 
-SUBCOMMANDS = ("help", "history")
+SUBCOMMANDS = ("help", "history", "verify")
 FLAGS = ("--dry-run",)
 
 
@@ -43,7 +43,12 @@ class RollbackIntent:
     dry_run: bool = False
 
 
-Intent = HelpIntent | ListRevisionsIntent | HistoryIntent | RollbackIntent
+@dataclasses.dataclass(frozen=True)
+class VerifyIntent:
+    service: str
+
+
+Intent = HelpIntent | ListRevisionsIntent | HistoryIntent | RollbackIntent | VerifyIntent
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +68,7 @@ def usage(catalog: Catalog) -> str:
     return (
         "Usage: `/rollback <service>` lists revisions · `/rollback <service> <revision>` "
         "proposes a rollback (add `--dry-run` to only preview) · `/rollback history <service>` · "
+        "`/rollback verify <service>` · "
         f"`/rollback help`. Services: {services}."
     )
 
@@ -126,14 +132,14 @@ def parse_command(text: str, catalog: Catalog) -> Intent | CommandError:
     if head == "help":
         return HelpIntent() if not rest and not dry_run else CommandError(
             "`help` takes no arguments.", usage(catalog))
-    if head == "history":
+    if head in ("history", "verify"):
         if len(rest) != 1 or dry_run:
-            return CommandError("`history` takes exactly one service.",
-                                f"For example `/rollback history api`. {_known_services(catalog)}")
+            return CommandError(f"`{head}` takes exactly one service.",
+                                f"For example `/rollback {head} api`. {_known_services(catalog)}")
         service = rest[0].lower()
         if service not in catalog.services:
             return CommandError(f"Unknown service `{_shorten(rest[0])}`.", _known_services(catalog))
-        return HistoryIntent(service)
+        return HistoryIntent(service) if head == "history" else VerifyIntent(service)
 
     if head not in catalog.services:
         return CommandError(

@@ -18,6 +18,8 @@ from bot.deps import from_context
 from bot.inbound import ButtonClick, SlashCommand
 from bot.intents import RollbackIntent
 from bot.jobs_names import (
+    ANALYSE,
+    BASELINE,
     CANCEL,
     CONFIRM,
     EXECUTE,
@@ -26,8 +28,9 @@ from bot.jobs_names import (
     MAINTENANCE,
     PROPOSE,
     VERIFY,
+    VERIFY_NOW,
 )
-from bot.workflow import decide, execute, propose, recovery, verify
+from bot.workflow import analyse, decide, execute, propose, recovery, verify, verify_now
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +69,20 @@ async def verify_job(context: procrastinate.JobContext, *, rollback_id: int) -> 
     await verify.verify(from_context(context), rollback_id)
 
 
+async def baseline_job(context: procrastinate.JobContext, *, rollback_id: int) -> None:
+    await analyse.take_baseline(from_context(context), rollback_id)
+
+
+async def analyse_job(context: procrastinate.JobContext, *, rollback_id: int, index: int,
+                      changed_at: str) -> None:
+    await analyse.analyse(from_context(context), rollback_id, index, changed_at)
+
+
+async def verify_now_job(context: procrastinate.JobContext, *, service: str,
+                         command: dict[str, str]) -> None:
+    await verify_now.verify_now(from_context(context), service, SlashCommand(**command))
+
+
 async def maintenance_job(context: procrastinate.JobContext, timestamp: int) -> None:
     await recovery.maintenance(from_context(context))
 
@@ -81,6 +98,9 @@ TASKS: dict[str, tuple[Callable[..., Awaitable[Any]], str]] = {
     CANCEL: (cancel_job, "interactive"),
     EXECUTE: (execute_job, "rollbacks"),
     VERIFY: (verify_job, "rollbacks"),
+    BASELINE: (baseline_job, "rollbacks"),
+    ANALYSE: (analyse_job, "analysis"),
+    VERIFY_NOW: (verify_now_job, "rollbacks"),
 }
 
 

@@ -14,8 +14,9 @@ from bot.intents import (
     Intent,
     ListRevisionsIntent,
     RollbackIntent,
+    VerifyIntent,
 )
-from bot.jobs_names import CANCEL, CONFIRM, HISTORY, LIST_REVISIONS, PROPOSE
+from bot.jobs_names import CANCEL, CONFIRM, HISTORY, LIST_REVISIONS, PROPOSE, VERIFY_NOW
 from bot.messages import refusals
 from bot.messages.base import Message, ephemeral_error
 from bot.messages.help import help_message
@@ -49,6 +50,9 @@ async def hand_off_command(deps: Deps, intent: Intent, command: SlashCommand) ->
     args = dict(command.as_job_args())
     if isinstance(intent, ListRevisionsIntent):
         await deps.jobs.configure_task(LIST_REVISIONS).defer_async(
+            service=intent.service, command=args)
+    elif isinstance(intent, VerifyIntent):
+        await deps.jobs.configure_task(VERIFY_NOW).defer_async(
             service=intent.service, command=args)
     elif isinstance(intent, HistoryIntent):
         await deps.jobs.configure_task(HISTORY).defer_async(service=intent.service, command=args)

@@ -32,6 +32,8 @@ from bot.workflow import recovery
 from integrations.cloud_run import GoogleCloudRun, RetryPolicy
 from integrations.gcp import GoogleClients, make_google_clients
 from integrations.http_checks import HttpChecker
+from integrations.logs import GoogleCloudLogs
+from integrations.monitoring import GoogleCloudMonitoring
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +65,8 @@ class Runtime:
             google.services, google.revisions, catalog.gcp.project, policy=retry_policy,
             on_call=cloud_run_call)
         slack = SlackOut.connect(
-            settings.slack_bot_token.get_secret_value(), settings.slack_api_base)
+            settings.slack_bot_token.get_secret_value(), settings.slack_api_base,
+            min_interval=settings.slack_post_interval)
         jobs = build_job_app(settings.database_url)
         await jobs.open_async()
         deps = Deps(
@@ -71,6 +74,9 @@ class Runtime:
             cloud_run=cloud_run, jobs=jobs, dispatcher=Dispatcher(),
             rollbacks=RollbackStore(pool), audit=AuditLog(pool), dedupe=Deduplicator(redis),
             http=HttpChecker(),
+            monitoring=GoogleCloudMonitoring(google.monitoring, catalog.gcp.project,
+                                             policy=retry_policy),
+            logs=GoogleCloudLogs(google.logging, catalog.gcp.project, policy=retry_policy),
         )
         runtime = cls(deps, build_bolt_app(deps), google)
         if run_worker:

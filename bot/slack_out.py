@@ -1,8 +1,17 @@
 """Posting to Slack: the Web API client and response_url posts, with Slack's
-own retry handlers for rate limits (429 + Retry-After), 5xx and connection errors."""
+own retry handlers for rate limits (429 + Retry-After), 5xx and connection errors.
+
+Slack allows about one message per second per channel, so `post` paces
+chat.postMessage per channel (waits, never drops; posts to one channel go out in call
+order), and `update` coalesces chat.update per message: while an update of a message
+is in flight, newer contents for it wait, and only the latest of them is sent.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import time
 from typing import Any
 
 import aiohttp
@@ -32,22 +41,54 @@ def make_web_client(token: str, base_url: str,
                           session=session)
 
 
+DEFAULT_POST_INTERVAL = 1.0  # seconds between chat.postMessage calls to one channel
+_MAX_IDLE_PACERS = 256  # forget idle channels beyond this many
+
+
+@dataclasses.dataclass
+class _Pacer:
+    """One channel's posting turn: the lock is FIFO, so posts keep their call order."""
+
+    lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
+    last: float = float("-inf")  # monotonic time the previous post was answered
+    users: int = 0
+
+
+@dataclasses.dataclass
+class _Updates:
+    """One message's pending updates: `latest` is the newest content asked for."""
+
+    latest: Message
+    lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
+    asked: int = 0  # sequence number of `latest`
+    sent: int = 0  # highest sequence number whose content (or a newer one) is in Slack
+    users: int = 0
+
+
 class SlackOut:
     """Everything rollbot says in Slack goes through here.
 
     One HTTP session for every call (Web API and response_url posts): without
-    it slack_sdk opens a new connection, and a TLS handshake, per call."""
+    it slack_sdk opens a new connection, and a TLS handshake, per call.
+    `min_interval`: seconds between posts to one channel (tests pass less)."""
 
-    def __init__(self, client: AsyncWebClient, session: aiohttp.ClientSession | None = None
-                 ) -> None:
+    def __init__(self, client: AsyncWebClient, session: aiohttp.ClientSession | None = None,
+                 *, min_interval: float = DEFAULT_POST_INTERVAL) -> None:
+        if min_interval < 0:
+            raise ValueError("min_interval must be >= 0")
         self.client = client
         self._session = session
+        self.min_interval = min_interval
+        self._pacers: dict[str, _Pacer] = {}
+        self._updates: dict[tuple[str, str], _Updates] = {}
 
     @classmethod
-    def connect(cls, token: str, base_url: str) -> SlackOut:
+    def connect(cls, token: str, base_url: str, *,
+                min_interval: float = DEFAULT_POST_INTERVAL) -> SlackOut:
         """Must be called in the running event loop (it opens the shared session)."""
         session = aiohttp.ClientSession()
-        return cls(make_web_client(token, base_url, session), session)
+        return cls(make_web_client(token, base_url, session), session,
+                   min_interval=min_interval)
 
     async def close(self) -> None:
         if self._session is not None:
@@ -69,12 +110,56 @@ class SlackOut:
             raise RuntimeError(f"response_url post failed with HTTP {response.status_code}")
 
     async def post(self, channel: str, message: Message, *, thread_ts: str | None = None) -> str:
-        result = await self.client.chat_postMessage(
-            channel=channel, thread_ts=thread_ts, **message.as_kwargs())
+        """chat.postMessage, at most one per `min_interval` per channel (waits its turn)."""
+        pacer = self._pacer(channel)
+        pacer.users += 1
+        try:
+            async with pacer.lock:
+                wait = pacer.last + self.min_interval - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                try:
+                    result = await self.client.chat_postMessage(
+                        channel=channel, thread_ts=thread_ts, **message.as_kwargs())
+                finally:  # a failed post may still have reached Slack: keep the pace
+                    pacer.last = time.monotonic()
+        finally:
+            pacer.users -= 1
         return str(result["ts"])
+
+    def _pacer(self, channel: str) -> _Pacer:
+        pacer = self._pacers.get(channel)
+        if pacer is None:
+            if len(self._pacers) >= _MAX_IDLE_PACERS:
+                horizon = time.monotonic() - self.min_interval
+                for key, old in list(self._pacers.items()):
+                    if old.users == 0 and old.last <= horizon:
+                        del self._pacers[key]
+            pacer = self._pacers[channel] = _Pacer()
+        return pacer
 
     async def post_ephemeral(self, channel: str, user: str, message: Message) -> None:
         await self.client.chat_postEphemeral(channel=channel, user=user, **message.as_kwargs())
 
     async def update(self, channel: str, ts: str, message: Message) -> None:
-        await self.client.chat_update(channel=channel, ts=ts, **message.as_kwargs())
+        """chat.update, coalesced per message: returns once this content, or a newer one
+        asked for since, is in Slack. The last content asked for is always sent last."""
+        key = (channel, ts)
+        state = self._updates.get(key)
+        if state is None:
+            state = self._updates[key] = _Updates(latest=message)
+        state.asked += 1
+        mine = state.asked
+        state.latest = message
+        state.users += 1
+        try:
+            async with state.lock:  # FIFO: one update of this message in flight at a time
+                if state.sent >= mine:
+                    return  # superseded: a newer content went out while we waited
+                content, upto = state.latest, state.asked
+                await self.client.chat_update(channel=channel, ts=ts, **content.as_kwargs())
+                state.sent = upto
+        finally:
+            state.users -= 1
+            if state.users == 0 and self._updates.get(key) is state:
+                del self._updates[key]

@@ -13,12 +13,12 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from bot.catalog import ServiceSection, VerificationSection
-from integrations.http_checks import CheckResult
+from integrations.http_checks import CheckResult, JsonExpectation
 
 log = logging.getLogger(__name__)
 
@@ -28,13 +28,18 @@ class CheckSpec:
     name: str  # "health", "ready", "smoke: /api/v1/health"
     url: str
     expect_json_status: str | None = None
+    expect_status: int | None = None  # None: any 2xx
+    expect_json: dict[str, str | int | bool] | None = None  # field (dotted path) → value
 
 
 class Checker(Protocol):
     """What `run_checks` needs of `integrations.http_checks.HttpChecker`."""
 
     async def check(self, name: str, url: str, *, timeout: float,  # noqa: ASYNC109
-                    expect_json_status: str | None = None) -> CheckResult: ...
+                    expect_json_status: str | None = None,
+                    expect_status: int | None = None,
+                    expect_json: Mapping[str, JsonExpectation] | None = None,
+                    ) -> CheckResult: ...
 
 
 def _smoke_name(url: str) -> str:
@@ -46,14 +51,18 @@ def _smoke_name(url: str) -> str:
 def checks_for(service: ServiceSection) -> list[CheckSpec]:
     """The service's health, ready and smoke checks, in that order.
 
-    Every check passes on HTTP 2xx; the JSON "status" is reported, not required.
+    Health and ready pass on HTTP 2xx (the JSON "status" is reported, not required);
+    a smoke URL passes on its `expect_status` (2xx when unset) and `expect_json` fields.
     """
     specs: list[CheckSpec] = []
     if service.health_url:
         specs.append(CheckSpec("health", service.health_url, None))
     if service.ready_url:
         specs.append(CheckSpec("ready", service.ready_url, None))
-    specs.extend(CheckSpec(_smoke_name(url), url, None) for url in service.smoke_urls)
+    specs.extend(
+        CheckSpec(_smoke_name(smoke.url), smoke.url, None, expect_status=smoke.expect_status,
+                  expect_json=dict(smoke.expect_json) if smoke.expect_json else None)
+        for smoke in service.smoke_urls)
     return specs
 
 
@@ -79,9 +88,16 @@ async def run_checks(
     report_lock = asyncio.Lock()  # FIFO: thread lines come out in completion order
 
     async def attempt(spec: CheckSpec) -> CheckResult:
+        # The smoke expectations are passed only when set, so checkers written before
+        # them (test doubles) keep working for plain checks.
+        extra: dict[str, Any] = {}
+        if spec.expect_status is not None:
+            extra["expect_status"] = spec.expect_status
+        if spec.expect_json:
+            extra["expect_json"] = spec.expect_json
         try:
             return await checker.check(spec.name, spec.url, timeout=policy.timeout_seconds,
-                                       expect_json_status=spec.expect_json_status)
+                                       expect_json_status=spec.expect_json_status, **extra)
         except Exception as exc:  # a broken checker fails this check, not the run
             log.exception("check %s (%s) raised", spec.name, spec.url)
             return CheckResult(name=spec.name, url=spec.url, ok=False, status=None,

@@ -12,10 +12,13 @@ import dataclasses
 import os
 
 import grpc
-from google.cloud import run_v2, secretmanager_v1
+from google.cloud import monitoring_v3, run_v2, secretmanager_v1
 from google.cloud.logging_v2.services.logging_service_v2 import LoggingServiceV2AsyncClient
 from google.cloud.logging_v2.services.logging_service_v2.transports import (
     LoggingServiceV2GrpcAsyncIOTransport,
+)
+from google.cloud.monitoring_v3.services.metric_service.transports import (
+    MetricServiceGrpcAsyncIOTransport,
 )
 from google.cloud.run_v2.services.revisions.transports import RevisionsGrpcAsyncIOTransport
 from google.cloud.run_v2.services.services.transports import ServicesGrpcAsyncIOTransport
@@ -30,14 +33,15 @@ EMULATOR_HOST_ENV = "ROLLBOT_GCP_EMULATOR_HOST"
 class GoogleClients:
     """The asyncio GAPIC clients, built together so they can be closed together.
 
-    To add a client (e.g. monitoring_v3.MetricServiceAsyncClient): add a field
-    here and one line in each branch of make_google_clients.
+    To add a client: add a field here, one line in each branch of
+    make_google_clients, and one entry in close().
     """
 
     services: run_v2.ServicesAsyncClient
     revisions: run_v2.RevisionsAsyncClient
     secrets: secretmanager_v1.SecretManagerServiceAsyncClient
     logging: LoggingServiceV2AsyncClient
+    monitoring: monitoring_v3.MetricServiceAsyncClient
     # The emulator channel the clients share; None when each owns its own.
     channel: grpc.aio.Channel | None = None
 
@@ -45,7 +49,8 @@ class GoogleClients:
         if self.channel is not None:
             await self.channel.close()
             return
-        for client in (self.services, self.revisions, self.secrets, self.logging):
+        for client in (self.services, self.revisions, self.secrets, self.logging,
+                       self.monitoring):
             await client.transport.close()
 
 
@@ -62,6 +67,7 @@ def make_google_clients(emulator_host: str | None) -> GoogleClients:
             revisions=run_v2.RevisionsAsyncClient(),
             secrets=secretmanager_v1.SecretManagerServiceAsyncClient(),
             logging=LoggingServiceV2AsyncClient(),
+            monitoring=monitoring_v3.MetricServiceAsyncClient(),
         )
     # A transport given a ready channel skips credential lookup entirely.
     channel = grpc.aio.insecure_channel(emulator_host)
@@ -74,5 +80,7 @@ def make_google_clients(emulator_host: str | None) -> GoogleClients:
             transport=SecretManagerServiceGrpcAsyncIOTransport(channel=channel)),
         logging=LoggingServiceV2AsyncClient(
             transport=LoggingServiceV2GrpcAsyncIOTransport(channel=channel)),
+        monitoring=monitoring_v3.MetricServiceAsyncClient(
+            transport=MetricServiceGrpcAsyncIOTransport(channel=channel)),
         channel=channel,
     )

@@ -1,5 +1,6 @@
 """HTTP checks of a target service: /health, /ready (with its dependency checks),
-smoke URLs. Returns results; never builds Slack messages.
+smoke URLs (with an expected status and JSON fields). Returns results; never builds
+Slack messages.
 
 One check is one GET: no retries (the verifier polls), no redirects followed (a 3xx
 is reported, not chased to another host), at most 64 KiB of body read, and network
@@ -14,6 +15,7 @@ import json
 import logging
 import socket
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
@@ -22,6 +24,8 @@ log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_DETAIL_CHARS = 160
+
+JsonExpectation = str | int | bool  # an expected JSON field value (smoke_urls.expect_json)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,25 +95,79 @@ async def _read_limited(response: aiohttp.ClientResponse) -> tuple[bytes, bool]:
     return raw[:MAX_BODY_BYTES], size > MAX_BODY_BYTES
 
 
+def _lookup(body: Any, path: str) -> tuple[bool, Any]:
+    """(found, value) of a field: "status", or a dotted path like "checks.database"
+    (a key that itself contains the dots is preferred when present)."""
+    if isinstance(body, dict) and path in body:
+        return True, body[path]
+    value = body
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return False, None
+        value = value[part]
+    return True, value
+
+
+def _matches(actual: Any, expected: JsonExpectation) -> bool:
+    if isinstance(expected, bool) or isinstance(actual, bool):  # True is not 1
+        return isinstance(actual, bool) and isinstance(expected, bool) and actual == expected
+    if isinstance(expected, int):
+        return isinstance(actual, int | float) and actual == expected
+    return isinstance(actual, str) and actual == expected
+
+
+def _shown(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, default=str)
+
+
+def _json_mismatches(body: Any, expect_json: Mapping[str, JsonExpectation]) -> list[str]:
+    """One short line per expected field that is missing or different."""
+    if not isinstance(body, dict):
+        return ["no JSON object in the body (fields not checked)"]
+    out: list[str] = []
+    for path, expected in expect_json.items():
+        found, actual = _lookup(body, path)
+        if not found:
+            out.append(f"{path} missing (expected {_shown(expected)})")
+        elif not _matches(actual, expected):
+            if isinstance(actual, str) and isinstance(expected, str):
+                shown_actual, shown_expected = actual, expected
+            else:  # different types: show both as JSON, so 1 and "1" differ
+                shown_actual = json.dumps(actual, default=str)
+                shown_expected = json.dumps(expected)
+            out.append(f"{path} = {_short(shown_actual, 40)} (expected {shown_expected})")
+    return out
+
+
 def _verdict(status: int, reason: str, raw: bytes, truncated: bool, location: str | None,
-             expect_json_status: str | None) -> tuple[bool, str, dict[str, str]]:
+             expect_json_status: str | None, expect_status: int | None = None,
+             expect_json: Mapping[str, JsonExpectation] | None = None,
+             ) -> tuple[bool, str, dict[str, str]]:
     """(ok, detail, dependencies) for one HTTP answer."""
-    if 300 <= status < 400:
+    status_ok = status == expect_status if expect_status is not None else 200 <= status < 300
+    expected = f"expected status {expect_status}, got " if expect_status is not None else ""
+    if 300 <= status < 400 and not status_ok:
         target = f" to {location}" if location else ""
-        return False, f"{status} redirect{target} (not followed)", {}
-    success = 200 <= status < 300
+        return False, f"{expected}{status} redirect{target} (not followed)", {}
+    body_checked = expect_json_status is not None or bool(expect_json)
     if truncated:
-        if success and expect_json_status is not None:
-            return False, f"{status} but body over 64 KiB (status not checked)", {}
-        return success, f"{status} {reason} (body over 64 KiB, not read)".replace("  ", " "), {}
+        if status_ok and body_checked:
+            return False, f"{status} but body over 64 KiB (fields not checked)", {}
+        prefix = expected if not status_ok else ""
+        return status_ok, f"{prefix}{status} {reason} (body over 64 KiB, not read)".replace(
+            "  ", " "), {}
     body = _parse_json(raw)
     dependencies = _dependencies(body)
     json_status = body.get("status") if isinstance(body, dict) else None
     label = _text(json_status) if json_status is not None else reason
-    if success:
+    if status_ok:
         if expect_json_status is not None and json_status is not None \
                 and _text(json_status) != expect_json_status:
             return False, f"{status} but status={_text(json_status)}", dependencies
+        if expect_json:
+            mismatches = _json_mismatches(body, expect_json)
+            if mismatches:
+                return False, f"{status} but " + "; ".join(mismatches), dependencies
         return True, f"{status} {label}".rstrip(), dependencies
     why = ""
     if isinstance(body, dict):
@@ -121,8 +179,11 @@ def _verdict(status: int, reason: str, raw: bytes, truncated: bool, location: st
             why = _failing(dependencies)
     elif raw and not body:
         why = raw[:200].decode("utf-8", "replace").strip()
-    detail = f"{status} {label}".rstrip() + (f": {why}" if why else "")
-    return False, detail, dependencies
+    if expect_status is not None:
+        detail = f"expected status {expect_status}, got {status}"
+    else:
+        detail = f"{status} {label}".rstrip()
+    return False, detail + (f": {why}" if why else ""), dependencies
 
 
 def _network_failure(exc: BaseException, timeout: float) -> str:
@@ -179,7 +240,12 @@ class HttpChecker:
         await self.close()
 
     async def check(self, name: str, url: str, *, timeout: float,  # noqa: ASYNC109
-                    expect_json_status: str | None = None) -> CheckResult:
+                    expect_json_status: str | None = None,
+                    expect_status: int | None = None,
+                    expect_json: Mapping[str, JsonExpectation] | None = None,
+                    ) -> CheckResult:
+        """GET `url` once. Passes on HTTP 2xx, or exactly `expect_status` when given;
+        with `expect_json`, each field (dotted path for nesting) must equal its value."""
         started = time.perf_counter()
 
         def result(ok: bool, status: int | None, detail: str,
@@ -201,6 +267,7 @@ class HttpChecker:
                 ok, detail, dependencies = _verdict(
                     response.status, response.reason or "", raw, truncated,
                     response.headers.get("Location"), expect_json_status,
+                    expect_status, expect_json,
                 )
                 return result(ok, response.status, detail, dependencies)
         except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:

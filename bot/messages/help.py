@@ -17,6 +17,7 @@ def help_message(catalog: Catalog) -> Message:
         "`/rollback <service> <revision>` — propose a rollback (plan card, a teammate confirms)",
         "`/rollback <service> <revision> --dry-run` — preview the plan, change nothing",
         "`/rollback history <service>` — the last 10 rollbacks of a service",
+        "`/rollback verify <service>` — health, metrics and logs now, with a verdict",
         "`/rollback help` — this reference",
     ])
     blocks = [

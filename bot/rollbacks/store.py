@@ -42,9 +42,11 @@ UPDATABLE_FIELDS = frozenset(
         "verdict",
         "error",
         "finished_at",
+        "baseline",
+        "analysis",
     }
 )
-_JSONB_FIELDS = frozenset({"traffic_after"})
+_JSONB_FIELDS = frozenset({"traffic_after", "baseline", "analysis"})
 
 _UNFINISHED = (State.CONFIRMED, State.EXECUTING, State.VERIFYING)
 
@@ -93,6 +95,8 @@ def row_to_rollback(row: Mapping[str, Any]) -> Rollback:
         updated_at=row["updated_at"],
         cancelled_by=row["cancelled_by"],
         finished_at=row["finished_at"],
+        baseline=row.get("baseline"),
+        analysis=list(row.get("analysis") or []),
     )
 
 

@@ -12,6 +12,7 @@ from bot import authz
 from bot.deps import Deps, group_members
 from bot.inbound import SlashCommand
 from bot.intents import RollbackIntent
+from bot.jobs_names import BASELINE
 from bot.messages import refusals
 from bot.messages.base import ephemeral_error
 from bot.messages.plan import plan_card
@@ -99,6 +100,8 @@ async def _open_proposal(deps: Deps, plan: Plan, command: SlashCommand) -> None:
             "Nothing was changed."))
         return
     await deps.rollbacks.set_fields(rollback.id, card_ts=card_ts)
+    # The baseline is measured off the request's path (two scrapes take seconds).
+    await deps.jobs.configure_task(BASELINE).defer_async(rollback_id=rollback.id)
 
 
 async def _permalink(deps: Deps, channel_id: str, ts: str | None) -> str | None:

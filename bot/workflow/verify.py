@@ -6,6 +6,7 @@ top of the thread is kept current; the plan card shows the final state.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 from bot.deps import Deps
@@ -13,6 +14,7 @@ from bot.messages.thread import check_line, verdict
 from bot.metrics import record_rollback_outcome
 from bot.rollbacks.model import State, Verdict
 from bot.verification import checks_for, run_checks
+from bot.workflow import analyse
 from bot.workflow.posting import in_thread, refresh_card, update_summary
 from integrations.http_checks import CheckResult
 
@@ -25,6 +27,7 @@ async def verify(deps: Deps, rollback_id: int) -> None:
         log.info("verify: rollback %s is %s, nothing to do", rollback_id,
                  rollback.state if rollback else "missing")
         return
+    changed_at = dt.datetime.now(dt.UTC)  # this job follows the traffic change at once
     service = deps.catalog.services[rollback.service]
     specs = checks_for(service)
     results: list[CheckResult] = []
@@ -50,6 +53,7 @@ async def verify(deps: Deps, rollback_id: int) -> None:
     if done is None:
         return  # finished elsewhere (a resumed duplicate)
     record_rollback_outcome(done.state.value)
+    await analyse.schedule(deps, done, changed_at)
     await deps.audit.record(
         actor="rollbot", action="verified", service=rollback.service, rollback_id=rollback.id,
         outcome="ok" if state == State.SUCCEEDED else "error",

@@ -19,7 +19,9 @@ DEMO_APPROVERS = ("U0BOB", "U0CAROL")
 
 
 def emulated_catalog(world: World, target_url: str, *, window_seconds: float = 20.0,
-                     interval_seconds: float = 1.0) -> str:
+                     interval_seconds: float = 1.0,
+                     measure_after: tuple[float, ...] = (0.0, 120.0, 300.0, 600.0),
+                     scrape_interval: float = 5.0) -> str:
     """A services catalog whose URLs point at the target app."""
     base = target_url.rstrip("/")
     services = {"api": "medicalcor-api", "web": "medicalcor-web"}
@@ -42,6 +44,9 @@ def emulated_catalog(world: World, target_url: str, *, window_seconds: float = 2
             f"[services.{key}.verification]\n"
             f"window_seconds = {window_seconds}\ninterval_seconds = {interval_seconds}\n"
             "timeout_seconds = 2\n"
+            "max_error_rate = 0.05\nmin_requests = 20\n"
+            f"measure_after_seconds = {list(measure_after)}\n"
+            f"scrape_interval_seconds = {scrape_interval}\n"
         )
     example = Path(__file__).resolve().parents[2] / "rollbot.toml"
     if example.exists():
@@ -73,6 +78,8 @@ class EmulatedWorld:
         operation_delay: float = 0.05, host: str = "127.0.0.1",
         slack_port: int = 0, google_port: int = 0, target_port: int = 0,
         verification_window: float = 20.0, verification_interval: float = 1.0,
+        measure_after: tuple[float, ...] = (0.0, 120.0, 300.0, 600.0),
+        scrape_interval: float = 5.0,
     ) -> EmulatedWorld:
         world = world or default_world(bad_latest=True)
         signing_secret = secrets.token_hex(16)
@@ -82,12 +89,13 @@ class EmulatedWorld:
         target = TargetApp(world)
         await google.start(host, google_port)
         await slack.start(host, slack_port)
-        await target.start(host, target_port)
+        await target.start(host, target_port, tick_seconds=0.25)
         tmp = tempfile.TemporaryDirectory(prefix="rollbot-emulate-")
         catalog_path = Path(tmp.name) / "rollbot.toml"
         catalog_path.write_text(emulated_catalog(
             world, target.url, window_seconds=verification_window,
-            interval_seconds=verification_interval), encoding="utf-8")
+            interval_seconds=verification_interval, measure_after=measure_after,
+            scrape_interval=scrape_interval), encoding="utf-8")
         emulated = cls(world, google, slack, target, catalog_path, signing_secret, bot_token,
                        _tmp=tmp)
         if with_stores:

@@ -4,11 +4,13 @@
 revision the World says is serving, so a rollback done through the (emulated)
 Cloud Run API visibly heals the app. Traffic is simulated lazily: each request
 (or `advance()`) replays the elapsed time at ~20 req/s with the serving
-revision's error rate and latency, into Prometheus metrics and sampled error logs.
+revision's error rate and latency, into Prometheus metrics, sampled error logs and
+the World's per-revision request metrics (what Cloud Monitoring serves).
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import math
@@ -83,17 +85,25 @@ class TargetApp:
         self.requests_per_second = requests_per_second
         self.max_error_logs_per_second = max_error_logs_per_second
         self._sims: dict[str, _Simulation] = {}
-        # Maps simulated time onto wall time for log timestamps.
+        # Maps simulated time onto wall time for log and metric timestamps. A whole
+        # second, so whole simulated seconds fall on whole per-second metric buckets.
         self._sim_epoch = self.now()
-        self._wall_epoch = dt.datetime.now(UTC)
+        self._wall_epoch = dt.datetime.now(UTC).replace(microsecond=0)
         for service in world.services:
             self._sim(service)  # traffic accumulates from construction, not first request
         self._runner: web.AppRunner | None = None
+        self._ticker: asyncio.Task[None] | None = None
         self._host = "127.0.0.1"
         self._port: int | None = None
 
     # --- lifecycle -------------------------------------------------------------------
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    async def start(self, host: str = "127.0.0.1", port: int = 0, *,
+                    tick_seconds: float | None = None) -> None:
+        """With ``tick_seconds`` traffic is simulated continuously (a live demo
+        world): a traffic flip then splits metrics at the moment it happened,
+        not at the next request to the app."""
+        if tick_seconds:
+            self._ticker = asyncio.create_task(self._tick(tick_seconds))
         app = web.Application()
         app.add_routes([web.get("/", self._index), web.get("/{service}/{path:.*}", self._serve)])
         self._runner = web.AppRunner(app, access_log=None)
@@ -102,7 +112,15 @@ class TargetApp:
         self._host = host
         self._port = int(self._runner.addresses[0][1])
 
+    async def _tick(self, seconds: float) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            self.advance(0)
+
     async def stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -128,6 +146,13 @@ class TargetApp:
         self._offset += seconds
         for service in list(self.world.services):
             self._simulate(service)
+
+    def wall_time(self, at: float | None = None) -> dt.datetime:
+        """The wall-clock time simulated time ``at`` (default: now) maps onto."""
+        return self._wall_epoch + dt.timedelta(seconds=self._wall_offset(at))
+
+    def _wall_offset(self, at: float | None = None) -> float:
+        return (self.now() if at is None else at) - self._sim_epoch
 
     def metrics_text(self, service: str) -> str:
         self._simulate(service)
@@ -169,12 +194,18 @@ class TargetApp:
         start = now - elapsed
         rng = self.rng
         revisions, weights = zip(*serving, strict=True)
+        metrics = self.world.request_metrics
+        wall_base = self._wall_epoch.timestamp()
         for i in range(count):
             at = start + elapsed * (i + 1) / count
             rev = revisions[0] if len(revisions) == 1 else rng.choices(revisions, weights)[0]
             median = rev.p95_latency_ms / 1000.0 / math.exp(Z95 * LATENCY_SIGMA)
-            sim.duration.observe(rng.lognormvariate(math.log(median), LATENCY_SIGMA))
-            if rng.random() >= rev.error_rate:
+            latency = rng.lognormvariate(math.log(median), LATENCY_SIGMA)
+            sim.duration.observe(latency)
+            ok = rng.random() >= rev.error_rate
+            metrics.record(service, rev.name, wall_base + self._wall_offset(at),
+                           "2xx" if ok else "5xx", latency * 1000.0)
+            if ok:
                 sim.requests.labels(status="200").inc()
                 continue
             roll, status, message = rng.random(), ERROR_KINDS[-1][0], ERROR_KINDS[-1][2]
@@ -186,6 +217,7 @@ class TargetApp:
             sim.requests.labels(status=status).inc()
             self._maybe_log(sim, service, rev, at, status, message)
         sim.simulated += count
+        metrics.prune()
 
     def _maybe_log(self, sim: _Simulation, service: str, rev: EmuRevision, at: float,
                    status: str, message: str) -> None:
@@ -198,7 +230,7 @@ class TargetApp:
         sim.logs_this_second += 1
         endpoint = self.rng.choice(ENDPOINTS)
         self.world.logs.append(EmuLogEntry(
-            timestamp=self._wall_epoch + dt.timedelta(seconds=at - self._sim_epoch),
+            timestamp=self.wall_time(at),
             severity="ERROR", message=f"{endpoint} {status}: {message} (revision {rev.name})",
             service=service, revision=rev.name,
         ))

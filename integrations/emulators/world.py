@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import itertools
+import math
 from collections.abc import Iterable
 
 UTC = dt.UTC
@@ -89,6 +90,98 @@ class EmuLogEntry:
     resource_type: str = "cloud_run_revision"
 
 
+# Cloud Run's request_latencies is a distribution; the emulator buckets it like
+# Distribution.BucketOptions.Exponential: bucket 0 is (-inf, scale), bucket i in
+# 1..N is [scale*growth^(i-1), scale*growth^i), bucket N+1 is the overflow.
+LATENCY_SCALE_MS = 1.0
+LATENCY_GROWTH = 1.1
+LATENCY_FINITE_BUCKETS = 120  # finite buckets reach ~91 s
+METRICS_RETENTION_SECONDS = 2 * 3600
+_PRUNE_EVERY_SECONDS = 60
+
+
+def latency_bucket(ms: float) -> int:
+    """Index of the exponential bucket ``ms`` falls in (see LATENCY_GROWTH)."""
+    if ms < LATENCY_SCALE_MS:
+        return 0
+    index = int(math.log(ms / LATENCY_SCALE_MS) / math.log(LATENCY_GROWTH)) + 1
+    return min(index, LATENCY_FINITE_BUCKETS + 1)
+
+
+@dataclasses.dataclass
+class RequestStats:
+    """Requests of one response code class served by one revision in one second."""
+
+    count: int = 0
+    latency_sum_ms: float = 0.0
+    latency_sum_sq_ms: float = 0.0
+    latency_buckets: dict[int, int] = dataclasses.field(default_factory=dict)  # index -> n
+
+    def add(self, latency_ms: float) -> None:
+        self.count += 1
+        self.latency_sum_ms += latency_ms
+        self.latency_sum_sq_ms += latency_ms * latency_ms
+        index = latency_bucket(latency_ms)
+        self.latency_buckets[index] = self.latency_buckets.get(index, 0) + 1
+
+
+# (revision, response code class) -> second -> stats
+SeriesSeconds = dict[tuple[str, str], dict[int, RequestStats]]
+
+
+class RequestMetrics:
+    """What Cloud Run reports to Cloud Monitoring: per service, revision, response code
+    class and wall-clock second, a request count and a latency histogram.
+
+    A request at unix time t lands in the second ``ceil(t)``, i.e. the point covering
+    (ceil(t) - 1, ceil(t)], so windows on whole seconds split traffic exactly. Memory
+    is bounded: seconds older than ``retention`` behind the newest one are dropped.
+    """
+
+    def __init__(self, retention_seconds: int = METRICS_RETENTION_SECONDS) -> None:
+        self.retention_seconds = retention_seconds
+        self._services: dict[str, SeriesSeconds] = {}
+        self._newest = 0
+        self._pruned_at = 0
+
+    def record(self, service: str, revision: str, at: float, code_class: str,
+               latency_ms: float) -> None:
+        second = math.ceil(at - 1e-9)  # float noise must not push t = 60.0 into 61
+        if second <= self._newest - self.retention_seconds:
+            return
+        self._newest = max(self._newest, second)
+        by_second = self._services.setdefault(service, {}).setdefault((revision, code_class), {})
+        stats = by_second.get(second)
+        if stats is None:
+            stats = by_second[second] = RequestStats()
+        stats.add(latency_ms)
+
+    def prune(self) -> None:
+        """Drop seconds beyond retention (a sweep at most once per simulated minute)."""
+        if self._newest - self._pruned_at < _PRUNE_EVERY_SECONDS:
+            return
+        self._pruned_at = self._newest
+        cutoff = self._newest - self.retention_seconds
+        for series in self._services.values():
+            for key, by_second in list(series.items()):
+                kept = {s: v for s, v in by_second.items() if s > cutoff}
+                if kept:
+                    series[key] = kept
+                else:
+                    del series[key]
+
+    def series(self, service: str) -> SeriesSeconds:
+        """(revision, response code class) -> second -> stats for one service (live view)."""
+        return self._services.get(service, {})
+
+    def services(self) -> list[str]:
+        return sorted(self._services)
+
+    def __len__(self) -> int:
+        """How many (series, second) buckets are held."""
+        return sum(len(b) for s in self._services.values() for b in s.values())
+
+
 SEVERITY_ORDER = [
     "DEFAULT", "DEBUG", "INFO", "NOTICE", "WARNING", "ERROR", "CRITICAL", "ALERT", "EMERGENCY",
 ]
@@ -103,6 +196,8 @@ class World:
     services: dict[str, EmuService] = dataclasses.field(default_factory=dict)
     secrets: dict[str, EmuSecret] = dataclasses.field(default_factory=dict)
     logs: list[EmuLogEntry] = dataclasses.field(default_factory=list)
+    # Cloud Monitoring's built-in Cloud Run metrics, written by the target app.
+    request_metrics: RequestMetrics = dataclasses.field(default_factory=RequestMetrics)
 
     # --- resource names as Google spells them -------------------------------
     @property

@@ -39,7 +39,8 @@ class RunningBot:
 
 
 async def start_bot(emulated: EmulatedWorld, database_url: str, redis_url: str) -> RunningBot:
-    env = emulated.env() | {"DATABASE_URL": database_url, "REDIS_URL": redis_url}
+    env = emulated.env() | {"DATABASE_URL": database_url, "REDIS_URL": redis_url,
+                            "ROLLBOT_SLACK_POST_INTERVAL": "0.01"}
     settings = Settings(**env)  # type: ignore[arg-type]
     catalog = load_catalog(emulated.catalog_path)
     runtime = await Runtime.start(settings, catalog, retry_policy=FAST_RETRY)
@@ -51,7 +52,8 @@ async def start_bot(emulated: EmulatedWorld, database_url: str, redis_url: str) 
 async def emulated() -> AsyncIterator[EmulatedWorld]:
     world = await EmulatedWorld.start(
         world=default_world(bad_latest=True), operation_delay=0.02,
-        verification_window=1.5, verification_interval=0.2)
+        verification_window=1.5, verification_interval=0.2,
+        measure_after=(0.0, 1.5), scrape_interval=0.2)
     yield world
     await world.stop()
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import grpc
-from google.cloud import run_v2
+from google.cloud import monitoring_v3, run_v2
 from google.cloud import secretmanager_v1 as sm
 from google.cloud.logging_v2 import types as logging_types
 from google.longrunning import operations_pb2
@@ -42,6 +42,7 @@ from .methods import (
     UPDATE_SERVICE,
     WAIT_OPERATION,
 )
+from .monitoring import LIST_TIME_SERIES, MonitoringApi
 from .operations import OperationStore
 from .secret_manager import SecretManagerApi
 
@@ -58,7 +59,8 @@ _Route = tuple[str, Callable[[bytes], Any], Callable[[Any], bytes], Callable[[An
 
 
 class GoogleEmulator:
-    """Cloud Run v2, long-running operations, Secret Manager v1 and Logging v2 on 127.0.0.1."""
+    """Cloud Run v2, long-running operations, Secret Manager v1, Logging v2 and
+    Monitoring v3 (ListTimeSeries) on 127.0.0.1."""
 
     def __init__(self, world: World | None = None, *, operation_delay: float = 0.05) -> None:
         self.faults = Faults()
@@ -72,6 +74,7 @@ class GoogleEmulator:
         self._run = CloudRunApi(self._world, self._operations, lambda: self.operation_delay)
         self._secrets = SecretManagerApi(self._world)
         self._logging = LoggingApi(self._world)
+        self._monitoring = MonitoringApi(self._world)
         self._server: grpc.aio.Server | None = None
         self._address = ""
 
@@ -83,6 +86,7 @@ class GoogleEmulator:
     def world(self, world: World) -> None:
         # Swapping the World must reach every API, or they'd keep serving the old one.
         self._world = self._run.world = self._secrets.world = self._logging.world = world
+        self._monitoring.world = world
 
     # --- lifecycle -----------------------------------------------------------
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -183,4 +187,7 @@ class GoogleEmulator:
              sm.AccessSecretVersionResponse.serialize, sec.access_secret_version),
             (LIST_LOG_ENTRIES, logging_types.ListLogEntriesRequest.deserialize,
              logging_types.ListLogEntriesResponse.serialize, log.list_log_entries),
+            (LIST_TIME_SERIES, monitoring_v3.ListTimeSeriesRequest.deserialize,
+             monitoring_v3.ListTimeSeriesResponse.serialize,
+             self._monitoring.list_time_series),
         ]

@@ -1,0 +1,86 @@
+"""Deep verification around a rollback (the runbook's "Metrics Verification
+(5-10 Minutes)" and "Log Verification"): a baseline before any change, then
+measurements at the catalog's times after it, each posted as one table in the
+thread, each refining the verdict stored with the rollback and shown on the card.
+
+The service's slot is freed by the immediate checks (bot/workflow/verify.py);
+this analysis goes on after, so a further action is never blocked for 10 minutes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from bot.analysis import Measurement, compare, verdict
+from bot.deps import Deps
+from bot.jobs_names import ANALYSE
+from bot.measure import measure
+from bot.messages.analysis import measurement_table
+from bot.messages.base import Message as SlackMessage
+from bot.messages.base import context
+from bot.rollbacks.model import Rollback, State
+from bot.workflow.posting import in_thread, refresh_card
+
+log = logging.getLogger(__name__)
+
+
+def offset_label(seconds: float) -> str:
+    if seconds <= 0:
+        return "immediately"
+    if seconds < 60:
+        return f"after {seconds:g} s"
+    return f"after {seconds / 60:g} min"
+
+
+async def take_baseline(deps: Deps, rollback_id: int) -> None:
+    """Before any change: what the service looks like now (the incident)."""
+    rollback = await deps.rollbacks.get(rollback_id)
+    if rollback is None or rollback.state not in (State.PROPOSED, State.CONFIRMED):
+        return  # too late: the traffic already moved, a "baseline" now would mislead
+    baseline = await measure(deps, rollback.service, "baseline", since=None)
+    await deps.rollbacks.set_fields(rollback.id, baseline=baseline.to_json())
+
+
+async def schedule(deps: Deps, rollback: Rollback, changed_at: dt.datetime) -> None:
+    """Defer one analysis job per configured time after the traffic change."""
+    policy = deps.catalog.services[rollback.service].verification
+    for index, offset in enumerate(policy.measure_after_seconds):
+        await deps.jobs.configure_task(
+            ANALYSE, schedule_in={"seconds": offset}, lock=f"analysis-{rollback.id}",
+        ).defer_async(rollback_id=rollback.id, index=index,
+                      changed_at=changed_at.isoformat())
+
+
+async def analyse(deps: Deps, rollback_id: int, index: int, changed_at: str) -> None:
+    rollback = await deps.rollbacks.get(rollback_id)
+    if rollback is None or rollback.state not in (State.SUCCEEDED, State.FAILED):
+        return
+    if any(m.get("index") == index for m in rollback.analysis):
+        return  # a retried job: this measurement is already posted
+    policy = deps.catalog.services[rollback.service].verification
+    offsets = policy.measure_after_seconds
+    label = offset_label(offsets[index]) if index < len(offsets) else f"#{index + 1}"
+    after = await measure(deps, rollback.service, label,
+                          since=dt.datetime.fromisoformat(changed_at),
+                          revision=rollback.target_revision)
+    baseline = Measurement.from_json(rollback.baseline) if rollback.baseline else None
+    rows = compare(baseline, after, policy)
+    await in_thread(deps, rollback, measurement_table(rollback.service, after, rows))
+
+    analysis = [*rollback.analysis, {**after.to_json(), "index": index}]
+    tables = [compare(baseline, Measurement.from_json(
+        {k: v for k, v in m.items() if k != "index"}), policy) for m in analysis]
+    outcome = verdict(rollback.state == State.SUCCEEDED, tables)
+    updated = await deps.rollbacks.set_fields(rollback.id, analysis=analysis, verdict=outcome)
+    await deps.audit.record(
+        actor="rollbot", action="analysis", service=rollback.service, rollback_id=rollback.id,
+        details={"label": label, "verdict": outcome,
+                 "rows": [{"metric": r.metric, "outcome": r.outcome} for r in rows]})
+    last = index == len(offsets) - 1
+    if updated is not None and (last or outcome != rollback.verdict):
+        await refresh_card(deps, updated)
+    if last:
+        icon = {"verified": "✅", "degraded": "⚠️", "failed": "❌"}[outcome]
+        text = f"{icon} Final verdict after {len(analysis)} measurements: *{outcome}*"
+        await in_thread(deps, rollback, SlackMessage(text=text, blocks=(context(text),)))

@@ -1,0 +1,191 @@
+"""Cloud Monitoring: Cloud Run's built-in per-revision request metrics.
+
+The one source that tells revisions apart during a split or right after a
+rollback: ``run.googleapis.com/request_count`` and ``request_latencies`` carry
+the serving revision as ``resource.labels.revision_name``. Two ListTimeSeries
+calls per question, one aligned point per series over the whole window:
+
+- counts: ALIGN_DELTA + REDUCE_SUM grouped by revision and response code class;
+- latency: ALIGN_DELTA + REDUCE_PERCENTILE_95 grouped by revision (the p95 of the
+  revision's merged latency distribution, in ms).
+
+Cloud Monitoring requires an alignment period of at least 60 s, so a shorter
+window is widened to the 60 s ending at ``end``. Transient errors (429, 5xx,
+deadlines) are retried with tenacity, the GAPIC retry switched off, as in
+integrations.cloud_run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import math
+import re
+from collections.abc import Awaitable, Callable
+from typing import Protocol, TypeVar
+
+from google.api_core import exceptions as gexc
+from google.cloud import monitoring_v3
+from google.protobuf import duration_pb2
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
+
+from .cloud_run import TRANSIENT, RetryPolicy
+
+T = TypeVar("T")
+
+REQUEST_COUNT = "run.googleapis.com/request_count"
+REQUEST_LATENCIES = "run.googleapis.com/request_latencies"
+MIN_ALIGNMENT_SECONDS = 60  # Cloud Monitoring refuses shorter alignment periods
+_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+_REVISION = "resource.labels.revision_name"
+_CODE_CLASS = "metric.labels.response_code_class"
+
+Aligner = monitoring_v3.Aggregation.Aligner
+Reducer = monitoring_v3.Aggregation.Reducer
+
+
+@dataclasses.dataclass(frozen=True)
+class RevisionMetrics:
+    revision: str  # short name, e.g. medicalcor-api-00014-def
+    requests: int
+    errors_5xx: int
+    p95_latency_ms: float | None  # None when Monitoring has no latency for the window
+
+    @property
+    def error_rate(self) -> float | None:
+        """Share of requests answered 5xx; None without requests."""
+        return self.errors_5xx / self.requests if self.requests else None
+
+
+class MonitoringError(Exception):
+    """A Cloud Monitoring call failed; ``message`` says how, for people."""
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.transient = transient
+
+
+class CloudMonitoring(Protocol):
+    async def revision_metrics(
+        self, service: str, region: str, start: dt.datetime, end: dt.datetime
+    ) -> dict[str, RevisionMetrics]: ...
+
+
+def _classify(exc: BaseException) -> MonitoringError:
+    if isinstance(exc, MonitoringError):
+        return exc
+    if isinstance(exc, asyncio.TimeoutError | gexc.DeadlineExceeded):
+        return MonitoringError("Cloud Monitoring did not answer in time", transient=True)
+    if isinstance(exc, TRANSIENT):
+        msg = getattr(exc, "message", str(exc))
+        return MonitoringError(f"Cloud Monitoring unavailable: {msg}", transient=True)
+    if isinstance(exc, gexc.PermissionDenied | gexc.Unauthenticated):
+        return MonitoringError(f"Cloud Monitoring permission denied: {exc.message}")
+    if isinstance(exc, gexc.InvalidArgument):
+        return MonitoringError(f"Cloud Monitoring refused the query: {exc.message}")
+    if isinstance(exc, gexc.GoogleAPICallError):
+        return MonitoringError(f"Cloud Monitoring error: {exc.message}")
+    return MonitoringError(f"Cloud Monitoring error: {type(exc).__name__}: {exc}")
+
+
+class GoogleCloudMonitoring:
+    """CloudMonitoring over monitoring_v3.MetricServiceAsyncClient."""
+
+    def __init__(self, client: monitoring_v3.MetricServiceAsyncClient, project: str,
+                 policy: RetryPolicy | None = None) -> None:
+        self._client = client
+        self._project = project
+        self._policy = policy or RetryPolicy()
+
+    async def revision_metrics(
+        self, service: str, region: str, start: dt.datetime, end: dt.datetime
+    ) -> dict[str, RevisionMetrics]:
+        """Requests, 5xx and p95 latency per revision of ``service`` over (start, end]."""
+        for what, value in (("service", service), ("region", region)):
+            if not _NAME.match(value):
+                raise MonitoringError(f"invalid {what} name {value!r}")
+        if start.tzinfo is None or end.tzinfo is None:
+            raise MonitoringError("start and end must be timezone-aware")
+        if end <= start:
+            raise MonitoringError(f"empty window: end {end.isoformat()} is not after "
+                                  f"start {start.isoformat()}")
+        seconds = max(MIN_ALIGNMENT_SECONDS, math.ceil((end - start).total_seconds()))
+        period = duration_pb2.Duration(seconds=seconds)
+        interval = monitoring_v3.TimeInterval(start_time=start, end_time=end)
+        base = (f'resource.type = "cloud_run_revision" AND '
+                f'resource.labels.service_name = "{service}" AND '
+                f'resource.labels.location = "{region}"')
+        counts_request = self._request(
+            f'metric.type = "{REQUEST_COUNT}" AND {base}', interval, monitoring_v3.Aggregation(
+                alignment_period=period, per_series_aligner=Aligner.ALIGN_DELTA,
+                cross_series_reducer=Reducer.REDUCE_SUM, group_by_fields=[_REVISION, _CODE_CLASS]))
+        latency_request = self._request(
+            f'metric.type = "{REQUEST_LATENCIES}" AND {base}', interval, monitoring_v3.Aggregation(
+                alignment_period=period, per_series_aligner=Aligner.ALIGN_DELTA,
+                cross_series_reducer=Reducer.REDUCE_PERCENTILE_95, group_by_fields=[_REVISION]))
+        try:
+            # Both at once; the first failure cancels the other.
+            async with asyncio.TaskGroup() as group:
+                counts = group.create_task(self._call(lambda: self._list(counts_request)))
+                latencies = group.create_task(self._call(lambda: self._list(latency_request)))
+        except ExceptionGroup as failed:
+            raise _classify(failed.exceptions[0]) from failed.exceptions[0]
+        return _combine(counts.result(), latencies.result())
+
+    def _request(self, filter_: str, interval: monitoring_v3.TimeInterval,
+                 aggregation: monitoring_v3.Aggregation) -> monitoring_v3.ListTimeSeriesRequest:
+        return monitoring_v3.ListTimeSeriesRequest(
+            name=f"projects/{self._project}", filter=filter_, interval=interval,
+            aggregation=aggregation,
+            view=monitoring_v3.ListTimeSeriesRequest.TimeSeriesView.FULL)
+
+    async def _list(self, request: monitoring_v3.ListTimeSeriesRequest,
+                    ) -> list[monitoring_v3.TimeSeries]:
+        pager = await self._client.list_time_series(request=request, retry=None)
+        return [series async for series in pager]
+
+    async def _call(self, fn: Callable[[], Awaitable[T]]) -> T:
+        policy = self._policy
+        try:
+            async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(policy.attempts) | stop_after_delay(policy.total_seconds),
+                wait=wait_exponential_jitter(multiplier=policy.initial_wait, max=policy.max_wait),
+                retry=retry_if_exception(lambda e: isinstance(e, TRANSIENT)),
+                reraise=True,
+            ):
+                with attempt:
+                    return await asyncio.wait_for(fn(), policy.call_timeout)
+        except Exception as exc:
+            raise _classify(exc) from exc
+        raise AssertionError("unreachable: tenacity either returns or reraises")
+
+
+def _combine(counts: list[monitoring_v3.TimeSeries],
+             latencies: list[monitoring_v3.TimeSeries]) -> dict[str, RevisionMetrics]:
+    requests: dict[str, int] = {}
+    errors: dict[str, int] = {}
+    for series in counts:
+        revision = series.resource.labels.get("revision_name", "")
+        total = sum(int(p.value.int64_value) for p in series.points)
+        requests[revision] = requests.get(revision, 0) + total
+        if series.metric.labels.get("response_code_class") == "5xx":
+            errors[revision] = errors.get(revision, 0) + total
+    p95: dict[str, float] = {}
+    for series in latencies:
+        revision = series.resource.labels.get("revision_name", "")
+        if series.points:
+            # One point per window; should there be more, the worst one speaks.
+            p95[revision] = max(float(p.value.double_value) for p in series.points)
+    return {
+        revision: RevisionMetrics(revision, requests.get(revision, 0), errors.get(revision, 0),
+                                  p95.get(revision))
+        for revision in sorted(set(requests) | set(p95))
+    }
