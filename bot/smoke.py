@@ -21,6 +21,7 @@ import time
 from collections.abc import Mapping
 
 from bot.catalog import SmokeCommand
+from integrations.http_checks import CheckResult
 
 log = logging.getLogger(__name__)
 
@@ -182,3 +183,18 @@ async def run_smoke_command(spec: SmokeCommand, *,
     if timed_out:
         return result(False, None, True)
     return result(process.returncode == 0, process.returncode, False)
+
+
+async def smoke_command_check(spec: SmokeCommand) -> tuple[CheckResult, tuple[str, ...]]:
+    """The smoke command as one verification result, plus its last output lines."""
+    result = await run_smoke_command(spec)
+    if result.timed_out:
+        detail = f"timed out after {spec.timeout_seconds:g}s"
+    elif result.exit_code is None:
+        detail = result.last_lines[-1] if result.last_lines else "could not start"
+    else:
+        detail = f"exit {result.exit_code} after {result.duration_s:.1f}s"
+    check = CheckResult(name="smoke command: " + " ".join(spec.command)[:80], url="",
+                        ok=result.ok, status=result.exit_code, detail=detail,
+                        elapsed_ms=result.duration_s * 1000)
+    return check, result.last_lines

@@ -10,9 +10,12 @@ import datetime as dt
 import logging
 
 from bot.deps import Deps
+from bot.messages.base import Message, mrkdwn_section
+from bot.messages.plan import clip
 from bot.messages.thread import check_line, verdict
 from bot.metrics import record_rollback_outcome
 from bot.rollbacks.model import State, Verdict
+from bot.smoke import smoke_command_check
 from bot.verification import checks_for, run_checks
 from bot.workflow import analyse
 from bot.workflow.posting import in_thread, refresh_card, update_summary
@@ -30,16 +33,26 @@ async def verify(deps: Deps, rollback_id: int) -> None:
     changed_at = dt.datetime.now(dt.UTC)  # this job follows the traffic change at once
     service = deps.catalog.services[rollback.service]
     specs = checks_for(service)
+    total = len(specs) + (1 if service.smoke_command is not None else 0)
     results: list[CheckResult] = []
-    rollback = await update_summary(deps, rollback, f"Verifying (0/{len(specs)} checks done)…")
+    rollback = await update_summary(deps, rollback, f"Verifying (0/{total} checks done)…")
 
     async def on_result(result: CheckResult) -> None:
         results.append(result)
         await in_thread(deps, rollback, check_line(result))
         await update_summary(
-            deps, rollback, f"Verifying ({len(results)}/{len(specs)} checks done)…", results)
+            deps, rollback, f"Verifying ({len(results)}/{total} checks done)…", results)
 
     final_results = await run_checks(specs, service.verification, deps.http, on_result=on_result)
+    if service.smoke_command is not None:
+        check, last_lines = await smoke_command_check(service.smoke_command)
+        final_results = [*final_results, check]
+        await on_result(check)
+        if last_lines:
+            tail = "\n".join(last_lines)
+            await in_thread(deps, rollback, Message(
+                text=f"Last lines of the smoke command:\n{tail}",
+                blocks=(mrkdwn_section(clip("```\n" + tail + "\n```")),)))
     failed = [r for r in final_results if not r.ok]
     if not final_results:
         outcome, state, error = Verdict.DEGRADED, State.SUCCEEDED, None

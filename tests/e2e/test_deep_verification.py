@@ -5,8 +5,10 @@ stored with the rollback and shown on the card; `/rollback verify` on demand."""
 from __future__ import annotations
 
 import asyncio
+import sys
 
 from bot.analysis import Measurement
+from bot.catalog import SmokeCommand
 from bot.rollbacks.model import Rollback, State
 from tests.e2e.conftest import RunningBot
 from tests.e2e.test_rollback_flow import (
@@ -108,3 +110,34 @@ async def test_verify_needs_a_known_service(running_bot: RunningBot) -> None:
     result = await running_bot.world.slack.send_command(
         running_bot.events_url, "verify payments", **ALICE)
     assert "Unknown service `payments`" in result.body
+
+
+def _with_smoke_command(bot: RunningBot, code: str) -> None:
+    deps = bot.runtime.deps
+    api = deps.catalog.services["api"]
+    smoke = SmokeCommand(command=[sys.executable, "-c", code], timeout_seconds=10)
+    services = {**deps.catalog.services, "api": api.model_copy(update={"smoke_command": smoke})}
+    deps.catalog = deps.catalog.model_copy(update={"services": services})
+
+
+async def test_smoke_command_passes_and_its_last_lines_are_posted(
+    running_bot: RunningBot,
+) -> None:
+    _with_smoke_command(running_bot, "print('smoke: 12 passed in 0.3s')")
+    card = await _propose(running_bot)
+    await _click(running_bot, card, CONFIRM, "U0BOB")
+    rollback = await _wait_state(running_bot, State.SUCCEEDED, State.FAILED, within=20)
+    assert rollback.state == State.SUCCEEDED
+    slack = running_bot.world.slack
+    await slack.wait_for("chat.postMessage", _posted("✅ smoke command"))
+    await slack.wait_for("chat.postMessage", _posted("12 passed"))
+
+
+async def test_failing_smoke_command_fails_the_rollback(running_bot: RunningBot) -> None:
+    _with_smoke_command(running_bot, "import sys; print('FAILED test_leads'); sys.exit(1)")
+    card = await _propose(running_bot)
+    await _click(running_bot, card, CONFIRM, "U0BOB")
+    rollback = await _wait_state(running_bot, State.SUCCEEDED, State.FAILED, within=20)
+    assert rollback.state == State.FAILED
+    assert rollback.error and "smoke command" in rollback.error
+    await running_bot.world.slack.wait_for("chat.postMessage", _posted("FAILED test_leads"))
