@@ -251,16 +251,22 @@ class RollbackStore:
             return await self._one(c, query, params)
 
     async def set_fields(
-        self, rollback_id: int, *, conn: AsyncConnection[Any] | None = None, **fields: Any
+        self, rollback_id: int, *, conn: AsyncConnection[Any] | None = None,
+        only_in: Iterable[State] | None = None, **fields: Any,
     ) -> Rollback | None:
-        """Update whitelisted columns without a state change; None if no such row."""
+        """Update whitelisted columns without a state change; None if no such row
+        (or, with `only_in`, if the row is no longer in one of those states)."""
         parts, params = _assignments(fields)
         if not parts:
             return await self.get(rollback_id, conn=conn)
         parts.append(sql.SQL("updated_at = now()"))
         params["id"] = rollback_id
-        query = sql.SQL("UPDATE rollbacks SET {} WHERE id = %(id)s RETURNING *").format(
-            sql.SQL(", ").join(parts)
+        condition = sql.SQL("")
+        if only_in is not None:
+            params["only_in"] = [State(s).value for s in only_in]
+            condition = sql.SQL(" AND state = ANY(%(only_in)s)")
+        query = sql.SQL("UPDATE rollbacks SET {} WHERE id = %(id)s{} RETURNING *").format(
+            sql.SQL(", ").join(parts), condition
         )
         async with self._conn(conn) as c:
             return await self._one(c, query, params)

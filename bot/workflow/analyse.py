@@ -39,7 +39,13 @@ async def take_baseline(deps: Deps, rollback_id: int) -> None:
     if rollback is None or rollback.state not in (State.PROPOSED, State.CONFIRMED):
         return  # too late: the traffic already moved, a "baseline" now would mislead
     baseline = await measure(deps, rollback.service, "baseline", since=None)
-    await deps.rollbacks.set_fields(rollback.id, baseline=baseline.to_json())
+    # Two scrapes take seconds: if the traffic began to move meanwhile, this
+    # "baseline" mixes before and after, and comparing with it would mislead.
+    stored = await deps.rollbacks.set_fields(
+        rollback.id, baseline=baseline.to_json(), only_in=(State.PROPOSED, State.CONFIRMED))
+    if stored is None:
+        log.info("baseline of rollback %s dropped: the change began while measuring",
+                 rollback.id)
 
 
 async def schedule(deps: Deps, rollback: Rollback, changed_at: dt.datetime) -> None:

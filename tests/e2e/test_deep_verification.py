@@ -141,3 +141,29 @@ async def test_failing_smoke_command_fails_the_rollback(running_bot: RunningBot)
     assert rollback.state == State.FAILED
     assert rollback.error and "smoke command" in rollback.error
     await running_bot.world.slack.wait_for("chat.postMessage", _posted("FAILED test_leads"))
+
+
+async def test_metrics_url_source_scrapes_the_service(running_bot: RunningBot) -> None:
+    deps = running_bot.runtime.deps
+    api = deps.catalog.services["api"]
+    verification = api.verification.model_copy(
+        update={"metrics_source": "metrics_url", "scrape_interval_seconds": 1.0})
+    services = {**deps.catalog.services,
+                "api": api.model_copy(update={"verification": verification})}
+    deps.catalog = deps.catalog.model_copy(update={"services": services})
+    await asyncio.sleep(1.0)
+    card = await _propose(running_bot)
+    for _ in range(100):  # a person reads the card before confirming
+        if (await running_bot.runtime.deps.rollbacks.history("api", 1))[0].baseline:
+            break
+        await asyncio.sleep(0.05)
+    await _click(running_bot, card, CONFIRM, "U0BOB")
+    rollback = await _analysed(running_bot, 2)
+    baseline = Measurement.from_json(rollback.baseline or {})
+    assert baseline.source == "metrics_url"
+    assert baseline.error_rate is not None and baseline.error_rate > 0.05  # ~0.35
+    last = Measurement.from_json({k: v for k, v in rollback.analysis[-1].items()
+                                  if k != "index"})
+    assert last.source == "metrics_url"
+    assert last.error_rate is not None and last.error_rate < 0.1
+    assert not running_bot.world.google.calls_to(LIST_TIME_SERIES)

@@ -340,3 +340,18 @@ async def test_audit_strips_secret_keys(audit: AuditLog) -> None:
 async def test_audit_rejects_unknown_outcome(audit: AuditLog) -> None:
     with pytest.raises(ValueError):
         await audit.record(actor="U1", action="x", outcome="maybe")
+
+
+async def test_set_fields_only_in_given_states(store: RollbackStore) -> None:
+    rollback = await _create(store)
+    kept = await store.set_fields(rollback.id, baseline={"label": "baseline"},
+                                  only_in=(State.PROPOSED, State.CONFIRMED))
+    assert kept is not None and kept.baseline == {"label": "baseline"}
+    await store.transition(rollback.id, State.PROPOSED, State.CONFIRMED, confirmed_by="U0BOB")
+    await store.transition(rollback.id, State.CONFIRMED, State.EXECUTING)
+    late = await store.set_fields(rollback.id, baseline={"label": "late"},
+                                  only_in=(State.PROPOSED, State.CONFIRMED))
+    assert late is None
+    current = await store.get(rollback.id)
+    assert current is not None and current.baseline == {"label": "baseline"}
+    assert current.analysis == []
