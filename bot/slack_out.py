@@ -42,6 +42,9 @@ def make_web_client(token: str, base_url: str,
 
 
 DEFAULT_POST_INTERVAL = 1.0  # seconds between chat.postMessage calls to one channel
+# Slack allows "1 per second per channel, short bursts above that": a token bucket
+# lets a rollback's first few lines out at once and paces the rest.
+DEFAULT_POST_BURST = 6
 _MAX_IDLE_PACERS = 256  # forget idle channels beyond this many
 
 
@@ -49,8 +52,9 @@ _MAX_IDLE_PACERS = 256  # forget idle channels beyond this many
 class _Pacer:
     """One channel's posting turn: the lock is FIFO, so posts keep their call order."""
 
+    tokens: float
     lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
-    last: float = float("-inf")  # monotonic time the previous post was answered
+    last: float = float("-inf")  # monotonic time the bucket was last refilled
     users: int = 0
 
 
@@ -73,9 +77,11 @@ class SlackOut:
     `min_interval`: seconds between posts to one channel (tests pass less)."""
 
     def __init__(self, client: AsyncWebClient, session: aiohttp.ClientSession | None = None,
-                 *, min_interval: float = DEFAULT_POST_INTERVAL) -> None:
-        if min_interval < 0:
-            raise ValueError("min_interval must be >= 0")
+                 *, min_interval: float = DEFAULT_POST_INTERVAL,
+                 burst: int = DEFAULT_POST_BURST) -> None:
+        if min_interval < 0 or burst < 1:
+            raise ValueError("min_interval must be >= 0 and burst >= 1")
+        self.burst = burst
         self.client = client
         self._session = session
         self.min_interval = min_interval
@@ -84,11 +90,12 @@ class SlackOut:
 
     @classmethod
     def connect(cls, token: str, base_url: str, *,
-                min_interval: float = DEFAULT_POST_INTERVAL) -> SlackOut:
+                min_interval: float = DEFAULT_POST_INTERVAL,
+                burst: int = DEFAULT_POST_BURST) -> SlackOut:
         """Must be called in the running event loop (it opens the shared session)."""
         session = aiohttp.ClientSession()
         return cls(make_web_client(token, base_url, session), session,
-                   min_interval=min_interval)
+                   min_interval=min_interval, burst=burst)
 
     async def close(self) -> None:
         if self._session is not None:
@@ -110,22 +117,32 @@ class SlackOut:
             raise RuntimeError(f"response_url post failed with HTTP {response.status_code}")
 
     async def post(self, channel: str, message: Message, *, thread_ts: str | None = None) -> str:
-        """chat.postMessage, at most one per `min_interval` per channel (waits its turn)."""
+        """chat.postMessage, paced per channel: `burst` at once, then one per
+        `min_interval` (waits its turn, never drops)."""
         pacer = self._pacer(channel)
         pacer.users += 1
         try:
             async with pacer.lock:
-                wait = pacer.last + self.min_interval - time.monotonic()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                try:
-                    result = await self.client.chat_postMessage(
-                        channel=channel, thread_ts=thread_ts, **message.as_kwargs())
-                finally:  # a failed post may still have reached Slack: keep the pace
-                    pacer.last = time.monotonic()
+                self._refill(pacer)
+                if pacer.tokens < 1:
+                    await asyncio.sleep((1 - pacer.tokens) * self.min_interval)
+                    self._refill(pacer)
+                # Taken before the call: a failed post may still have reached Slack.
+                pacer.tokens = max(0.0, pacer.tokens - 1)
+                result = await self.client.chat_postMessage(
+                    channel=channel, thread_ts=thread_ts, **message.as_kwargs())
         finally:
             pacer.users -= 1
         return str(result["ts"])
+
+    def _refill(self, pacer: _Pacer) -> None:
+        now = time.monotonic()
+        if self.min_interval <= 0:
+            pacer.tokens = float(self.burst)
+        elif pacer.last != float("-inf"):
+            pacer.tokens = min(float(self.burst),
+                               pacer.tokens + (now - pacer.last) / self.min_interval)
+        pacer.last = now
 
     def _pacer(self, channel: str) -> _Pacer:
         pacer = self._pacers.get(channel)
@@ -135,7 +152,7 @@ class SlackOut:
                 for key, old in list(self._pacers.items()):
                     if old.users == 0 and old.last <= horizon:
                         del self._pacers[key]
-            pacer = self._pacers[channel] = _Pacer()
+            pacer = self._pacers[channel] = _Pacer(tokens=float(self.burst))
         return pacer
 
     async def post_ephemeral(self, channel: str, user: str, message: Message) -> None:

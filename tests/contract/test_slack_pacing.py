@@ -29,7 +29,8 @@ async def emu() -> AsyncIterator[SlackEmulator]:
 
 @pytest_asyncio.fixture
 async def out(emu: SlackEmulator) -> AsyncIterator[SlackOut]:
-    slack = SlackOut.connect(emu.bot_token, emu.api_url, min_interval=INTERVAL)
+    # burst=1: the strict one-per-interval pace, to test the spacing itself.
+    slack = SlackOut.connect(emu.bot_token, emu.api_url, min_interval=INTERVAL, burst=1)
     yield slack
     await slack.close()
 
@@ -59,7 +60,7 @@ async def test_sequential_posts_wait_between_them(out: SlackOut) -> None:
 
 async def test_channels_are_paced_independently(emu: SlackEmulator) -> None:
     interval = 0.2
-    slack = SlackOut.connect(emu.bot_token, emu.api_url, min_interval=interval)
+    slack = SlackOut.connect(emu.bot_token, emu.api_url, min_interval=interval, burst=1)
     try:
         started = time.monotonic()
         await asyncio.gather(*(slack.post(channel, Message(text=f"{channel}-{i}"))
@@ -136,3 +137,20 @@ async def test_failed_update_is_raised_and_the_next_one_still_goes(
 def test_interval_must_not_be_negative() -> None:
     with pytest.raises(ValueError, match="min_interval"):
         SlackOut(client=None, min_interval=-1)  # type: ignore[arg-type]
+
+
+async def test_a_short_burst_goes_out_at_once_then_the_pace_holds(emu: SlackEmulator) -> None:
+    interval = 0.3
+    slack = SlackOut.connect(emu.bot_token, emu.api_url, min_interval=interval, burst=3)
+    try:
+        started = time.monotonic()
+        for i in range(3):
+            await slack.post(INCIDENT, Message(text=f"b{i}"))
+        burst_time = time.monotonic() - started
+        await slack.post(INCIDENT, Message(text="b3"))
+        paced_time = time.monotonic() - started
+    finally:
+        await slack.close()
+    assert burst_time < interval  # like Slack: short bursts above 1/s are allowed
+    assert paced_time >= interval * 0.9  # the fourth waits for a token
+    assert texts(emu, INCIDENT) == [f"b{i}" for i in range(4)]
