@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import json
 import math
 import os
@@ -512,12 +513,21 @@ async def measure_acks(emulated: EmulatedWorld, plan: Plan,
 
 # --- 2. end to end --------------------------------------------------------------------
 
+_INCIDENTS = itertools.count(1)
+
+
 async def one_rollback(emulated: EmulatedWorld, events_url: str, target: str,
                        slack_delay: float) -> dict[str, Any]:
     slack, google = emulated.slack, emulated.google
     reset_traffic(emulated)
+    # Each rollback in its own incident channel, as incidents are: the bot paces
+    # posts per channel (Slack's limit), and back-to-back rollbacks in one channel
+    # would measure that pacing rather than the rollback.
+    n = next(_INCIDENTS)
+    requester = {**ALICE, "channel_id": f"C0BENCH{n}", "channel_name": f"inc-bench-{n}"}
+    slack.add_channel(requester["channel_id"], requester["channel_name"])
     started_wall = time.time()
-    ack = await slack.send_command(events_url, f"api {target}", **ALICE)
+    ack = await slack.send_command(events_url, f"api {target}", **requester)
     if ack.status != 200:
         raise RuntimeError(f"proposal not acked: {ack.status} {ack.body}")
     card = await slack.wait_for(
@@ -532,7 +542,8 @@ async def one_rollback(emulated: EmulatedWorld, events_url: str, target: str,
 
     click_mono, click_wall = time.monotonic(), time.time()
     result = await slack.click(events_url, action_id=CONFIRM, user_id="U0BOB",
-                               channel_id=ALICE["channel_id"], message_ts=card.response["ts"])
+                               channel_id=requester["channel_id"],
+                               message_ts=card.response["ts"])
     ack_s = time.monotonic() - click_mono
     if result.status != 200:
         raise RuntimeError(f"Confirm not acked: {result.status} {result.body}")
