@@ -106,14 +106,16 @@ def compare(baseline: Measurement | None, after: Measurement,
                     f"≤ {_ms(policy.max_p95_latency_ms)}"))
 
     b_logs, a_logs = before.log_errors_per_minute, after.log_errors_per_minute
+    tolerated = policy.tolerated_log_errors
     if a_logs is None:
         logs_ok: Outcome = "unknown"
-    elif a_logs == 0 or (b_logs is not None and a_logs < b_logs):
+    elif (after.log_errors or 0) <= tolerated or (b_logs is not None and a_logs < b_logs):
         logs_ok = "pass"
     else:
         logs_ok = "fail" if b_logs is not None else "unknown"
+    rule = f"lower than before, or ≤ {tolerated} in all" if tolerated else "lower than before"
     rows.append(Row("errors in logs", _per_min(b_logs), _per_min(a_logs),
-                    _change(b_logs, a_logs, "rate"), logs_ok, "lower than before"))
+                    _change(b_logs, a_logs, "rate"), logs_ok, rule))
     return rows
 
 

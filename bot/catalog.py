@@ -68,6 +68,9 @@ class VerificationSection(_Strict):
     baseline_seconds: Annotated[float, Field(gt=0, le=3600)] = 300.0
     # Below this many requests a rate or percentile is noise: judged "unknown".
     min_requests: Annotated[int, Field(ge=0)] = 100
+    # This many ERROR log entries after the change pass whatever the baseline: a
+    # per-minute rate from one or two lines over a short window is noise.
+    tolerated_log_errors: Annotated[int, Field(ge=0)] = 3
 
 
 def _http_url(value: str) -> str:
