@@ -1,4 +1,4 @@
-"""`rollbot` / `python -m bot`: serve, socket, emulate, migrate, shell."""
+"""`rollbot` / `python -m bot`: serve, worker, socket, emulate, migrate, shell."""
 
 from __future__ import annotations
 
@@ -46,18 +46,65 @@ async def _wait_for_signal() -> None:
     await stop.wait()
 
 
-async def serve(host: str) -> None:
-    from bot.runtime import Runtime, serve_http
+SERVING = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "DATABASE_URL", "REDIS_URL")
 
-    settings, catalog = _load(
-        require=("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "DATABASE_URL", "REDIS_URL"))
-    runtime = await Runtime.start(settings, catalog)
+
+def serve_with_workers(host: str) -> None:
+    """`rollbot serve`: the HTTP listener here, the job worker in ROLLBOT_WORKERS
+    child processes (see bot/worker_processes.py), or in-process with 0."""
+    settings, catalog = _load(require=SERVING)  # a configuration error stops before forking
+    if settings.workers == 0:
+        asyncio.run(serve(host, settings, catalog, worker_pids=None))
+        return
+    from bot import worker_processes
+
+    clean_up = worker_processes.share_metrics_between_processes()
+    try:
+        import bot.runtime  # noqa: F401  (everything imported once, shared by the forks)
+
+        pids = worker_processes.fork_workers(
+            settings.workers, lambda: asyncio.run(work(settings, catalog)) or 0)
+        asyncio.run(serve(host, settings, catalog, worker_pids=pids))
+    finally:
+        clean_up()
+
+
+async def serve(host: str, settings: Settings, catalog: Catalog,
+                worker_pids: list[int] | None) -> None:
+    from bot.runtime import Runtime, serve_http
+    from bot.worker_processes import WorkerSupervisor
+
+    supervisor = WorkerSupervisor(worker_pids) if worker_pids is not None else None
+    try:
+        runtime = await Runtime.start(settings, catalog, run_worker=supervisor is None)
+    except BaseException:
+        if supervisor is not None:
+            await supervisor.stop()
+        raise
     runner, url = await serve_http(runtime, host, settings.port)
-    log.info("rollbot listening on %s (POST /slack/events, GET /healthz, /readyz)", url)
+    if supervisor is not None:
+        supervisor.start()
+    log.info("rollbot listening on %s (POST /slack/events, GET /healthz, /readyz); "
+             "jobs run %s", url, f"in worker processes {supervisor.pids}"
+             if supervisor is not None else "in this process")
     try:
         await _wait_for_signal()
     finally:
-        await runner.cleanup()
+        await runner.cleanup()  # no new requests; hand-offs already made are drained below
+        await runtime.stop()
+        if supervisor is not None:
+            await supervisor.stop()
+
+
+async def work(settings: Settings, catalog: Catalog) -> None:
+    """`rollbot worker`: run jobs (and crash recovery) only; no HTTP."""
+    from bot.runtime import Runtime
+
+    runtime = await Runtime.start(settings, catalog)
+    log.info("rollbot worker %s running jobs", os.getpid())
+    try:
+        await _wait_for_signal()
+    finally:
         await runtime.stop()
 
 
@@ -66,8 +113,7 @@ async def socket_mode() -> None:
 
     from bot.runtime import Runtime
 
-    settings, catalog = _load(require=(
-        "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "DATABASE_URL", "REDIS_URL"))
+    settings, catalog = _load(require=SERVING)
     if not settings.slack_app_token.get_secret_value():
         raise StartupError("missing environment variable: SLACK_APP_TOKEN (xapp-…) for Socket Mode")
     runtime = await Runtime.start(settings, catalog)
@@ -135,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p_serve = sub.add_parser("serve", help="serve the Slack app over HTTP on $PORT")
     p_serve.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))
+    sub.add_parser("worker", help="run jobs only (`serve` starts $ROLLBOT_WORKERS of these)")
     sub.add_parser("socket", help="run the Slack app over Socket Mode ($SLACK_APP_TOKEN)")
     p_emulate = sub.add_parser("emulate", help="start Slack/Google/target-app emulators")
     p_emulate.add_argument("--no-stores", action="store_true",
@@ -158,7 +205,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging()
     try:
         if args.command == "serve":
-            asyncio.run(serve(args.host))
+            serve_with_workers(args.host)
+        elif args.command == "worker":
+            settings, catalog = _load(require=SERVING)
+            asyncio.run(work(settings, catalog))
         elif args.command == "socket":
             asyncio.run(socket_mode())
         elif args.command == "emulate":

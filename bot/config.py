@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
     log_format: str = Field(default="text", alias="LOG_FORMAT")
     slack_post_interval: float = Field(default=1.0, alias="ROLLBOT_SLACK_POST_INTERVAL", ge=0)
+    # Job worker processes `rollbot serve` runs beside its HTTP listener; 0 runs the
+    # jobs on the listener's own event loop (where they compete with the acks).
+    workers: int = Field(default=1, alias="ROLLBOT_WORKERS", ge=0, le=16)
 
     @property
     def slack_api_base(self) -> str:

@@ -15,6 +15,7 @@ tests can read exactly these series.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 
@@ -22,6 +23,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -82,7 +84,13 @@ def record_rollback_outcome(outcome: str) -> None:
 
 
 def render() -> tuple[bytes, str]:
-    """The exposition text and its content type, for GET /metrics."""
+    """The exposition text and its content type, for GET /metrics. With worker
+    processes (bot/worker_processes.py) every process writes its values to files
+    and this sums them, so the listener's /metrics also counts the workers' calls."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
 
 

@@ -1,0 +1,150 @@
+"""`rollbot serve` as it ships: the HTTP listener in one process, the job worker in
+a child process (ROLLBOT_WORKERS). Jobs still run, a killed worker is replaced,
+/metrics counts the workers' calls, and no worker outlives the listener."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.e2e.test_cli import (
+    TARGET_REVISION,
+    Emulated,
+    Proc,
+    _clean_env,
+    _free_port,
+    _get_json,
+    _wait_healthy,
+    emulated,  # noqa: F401  (the fixture: `rollbot emulate` in its own process)
+)
+
+pytestmark = pytest.mark.slow
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            stat = (entry / "stat").read_text()
+            fields = stat[stat.rindex(")") + 2:].split()
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found.append(int(entry.name))
+    return found
+
+
+def _gone(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat[stat.rindex(")") + 2] == "Z"  # a zombie waiting for its reaper is gone too
+
+
+def _niceness(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat[stat.rindex(")") + 2:].split()[16])
+
+
+async def _until(what: str, check: object, within: float = 15.0) -> None:
+    deadline = time.monotonic() + within
+    while not check():  # type: ignore[operator]
+        assert time.monotonic() < deadline, f"{what} not within {within}s"
+        await asyncio.sleep(0.05)
+
+
+async def _revisions_answered(http: aiohttp.ClientSession, emu: Emulated, base: str,
+                              serve: Proc) -> None:
+    """`/rollback api` is acked by the listener and answered by a job."""
+    def answers(calls: list[dict[str, object]]) -> int:
+        return sum(TARGET_REVISION in json.dumps(c["args"]) for c in calls)
+
+    _, calls = await _get_json(http, f"{emu.control}/calls?method=response_url")
+    before = answers(calls)
+    async with http.post(f"{emu.control}/command", json={
+        "app_url": f"{base}/slack/events", "text": "api", "user_id": "U0ALICE",
+        "channel_id": "C0INCIDENT",
+    }) as resp:
+        assert (await resp.json())["status"] == 200
+    deadline = time.monotonic() + 20
+    while True:
+        _, calls = await _get_json(http, f"{emu.control}/calls?method=response_url")
+        if answers(calls) > before:
+            return
+        assert time.monotonic() < deadline, f"no revision list within 20s\n{serve.log()}"
+        await asyncio.sleep(0.1)
+
+
+async def _start(emu: Emulated, workers: int) -> tuple[Proc, str]:
+    port = _free_port()
+    serve = await Proc.start("serve", "--host", "127.0.0.1", env=_clean_env(
+        **emu.env, PORT=str(port), ROLLBOT_WORKERS=str(workers)))
+    return serve, f"http://127.0.0.1:{port}"
+
+
+async def test_jobs_run_in_a_worker_process_that_is_replaced_and_stopped_with_serve(
+    emulated: Emulated,  # noqa: F811
+) -> None:
+    serve, base = await _start(emulated, workers=1)
+    listener = serve.proc.pid
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+            await _wait_healthy(http, f"{base}/healthz", serve, within=20)
+            (worker,) = _children(listener)
+            assert _niceness(worker) == 10  # the kernel favours the listener's acks
+            await _revisions_answered(http, emulated, base, serve)
+
+            # The worker's Cloud Run calls show on the listener's /metrics.
+            async with http.get(f"{base}/metrics") as resp:
+                text = await resp.text()
+            assert 'rollbot_integration_call_seconds_count{method="ListRevisions"' \
+                   in text.replace('system="cloud_run",', ""), text[:3000]
+
+            os.kill(worker, signal.SIGKILL)
+            await _until("a replacement worker", lambda: _children(listener) not in ([], [worker]))
+            (replacement,) = _children(listener)
+            assert replacement != worker
+            await _revisions_answered(http, emulated, base, serve)
+    finally:
+        code = await serve.stop()
+    assert code in (0, 130), f"`rollbot serve` exited with {code}:\n{serve.log()}"
+    await _until("the worker to stop with serve", lambda: _gone(replacement), within=5)
+
+
+async def test_a_worker_does_not_outlive_a_killed_listener(
+    emulated: Emulated,  # noqa: F811
+) -> None:
+    serve, base = await _start(emulated, workers=2)
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+            await _wait_healthy(http, f"{base}/healthz", serve, within=20)
+        workers = _children(serve.proc.pid)
+        assert len(workers) == 2
+        serve.proc.kill()  # no clean-up code runs in the listener
+        await serve.proc.wait()
+        await _until("the workers to stop", lambda: all(_gone(pid) for pid in workers))
+    finally:
+        await serve.stop()
+
+
+async def test_zero_workers_runs_jobs_in_the_listener(
+    emulated: Emulated,  # noqa: F811
+) -> None:
+    serve, base = await _start(emulated, workers=0)
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+            await _wait_healthy(http, f"{base}/healthz", serve, within=20)
+            assert _children(serve.proc.pid) == []
+            await _revisions_answered(http, emulated, base, serve)
+    finally:
+        code = await serve.stop()
+    assert code in (0, 130)
