@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from psycopg_pool import AsyncConnectionPool
     from redis.asyncio import Redis
 
+    from bot.defer import BatchDeferrer
     from bot.rollbacks.audit import AuditLog
     from bot.rollbacks.store import RollbackStore
     from bot.stores.redis_store import Deduplicator
@@ -41,6 +42,7 @@ class Deps:
     http: HttpChecker
     monitoring: CloudMonitoring | None = None  # per-revision metrics, where configured
     logs: CloudLogs | None = None
+    handoffs: BatchDeferrer | None = None  # the listener's cheap path into `jobs`
     extras: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 

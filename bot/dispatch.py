@@ -33,7 +33,8 @@ class Dispatcher:
     ) -> asyncio.Task[Any]:
         async def guarded() -> None:
             try:
-                await asyncio.wait_for(work, self._handoff_seconds)
+                async with asyncio.timeout(self._handoff_seconds):  # one task, not wait_for's two
+                    await work
             except Exception as exc:
                 log.exception("hand-off %s failed", name)
                 if on_error is not None:

@@ -12,6 +12,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import procrastinate
+import psycopg
+import psycopg_pool
 
 from bot import history_view, revisions_view
 from bot.deps import from_context
@@ -30,6 +32,7 @@ from bot.jobs_names import (
     VERIFY,
     VERIFY_NOW,
 )
+from bot.stores.db import check_if_idle
 from bot.workflow import analyse, decide, execute, propose, recovery, verify, verify_now
 
 log = logging.getLogger(__name__)
@@ -104,11 +107,23 @@ TASKS: dict[str, tuple[Callable[..., Awaitable[Any]], str]] = {
 }
 
 
+async def _autocommit(conn: psycopg.AsyncConnection[Any]) -> None:
+    await conn.set_autocommit(True)
+
+
+def _job_pool(**kwargs: Any) -> psycopg_pool.AsyncConnectionPool[Any]:
+    """procrastinate's pool: its queries are single statements, so autocommit
+    saves a COMMIT round trip per defer; idle-only checks save another
+    (jobs deferred inside our transactions use our own connection)."""
+    kwargs["check"] = check_if_idle
+    return psycopg_pool.AsyncConnectionPool(**kwargs, configure=_autocommit)
+
+
 def build_job_app(database_url: str) -> procrastinate.App:
     from procrastinate import PsycopgConnector
 
-    app = procrastinate.App(
-        connector=PsycopgConnector(conninfo=database_url, min_size=1, max_size=4))
+    app = procrastinate.App(connector=PsycopgConnector(
+        conninfo=database_url, min_size=1, max_size=4, pool_factory=_job_pool))
     for name, (func, queue) in TASKS.items():
         app.task(name=name, queue=queue, pass_context=True)(func)
     maintenance = app.task(name=MAINTENANCE, queue="maintenance", pass_context=True)(

@@ -17,6 +17,7 @@ from slack_bolt.async_app import AsyncApp
 from bot.app import build_bolt_app, build_web_app
 from bot.catalog import Catalog
 from bot.config import Settings
+from bot.defer import BatchDeferrer
 from bot.deps import DEPS_KEY, Deps
 from bot.dispatch import Dispatcher
 from bot.jobs import build_job_app
@@ -51,6 +52,9 @@ class Runtime:
         cls, settings: Settings, catalog: Catalog, *, run_worker: bool = True,
         retry_policy: RetryPolicy | None = None,
     ) -> Runtime:
+        """`run_worker=False`: a listener whose jobs run in worker processes
+        (`rollbot worker`, or the ones `rollbot serve` starts); crash recovery
+        is then theirs too."""
         register_secret_values(
             settings.slack_bot_token.get_secret_value(),
             settings.slack_signing_secret.get_secret_value(),
@@ -77,6 +81,8 @@ class Runtime:
             monitoring=GoogleCloudMonitoring(google.monitoring, catalog.gcp.project,
                                              policy=retry_policy),
             logs=GoogleCloudLogs(google.logging, catalog.gcp.project, policy=retry_policy),
+            handoffs=BatchDeferrer(lambda: jobs.connector.pool,  # type: ignore[attr-defined]
+                                   lambda name: jobs.tasks[name].queue),
         )
         runtime = cls(deps, build_bolt_app(deps), google)
         if run_worker:

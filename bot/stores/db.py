@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,9 +15,27 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from bot.stores import describe_error, redact_url
 
-__all__ = ["check_database", "open_pool"]
+__all__ = ["check_database", "check_if_idle", "open_pool"]
 
 log = logging.getLogger(__name__)
+
+IDLE_CHECK_SECONDS = 5.0
+_last_checkout: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+
+
+async def check_if_idle(conn: psycopg.AsyncConnection[Any]) -> None:
+    """The pools' `check`: probe a connection with a round trip only if it sat idle.
+
+    A database restart or failover breaks connections that were resting in the
+    pool; those are probed (and replaced) on checkout. One used a moment ago is
+    alive: probing it on every checkout cost a round trip per query, which was
+    most of the listener's work in a hand-off after the ack.
+    """
+    now = time.monotonic()
+    last = _last_checkout.get(conn)
+    _last_checkout[conn] = now
+    if last is None or now - last > IDLE_CHECK_SECONDS:
+        await AsyncConnectionPool.check_connection(conn)
 
 
 async def open_pool(
@@ -24,15 +44,16 @@ async def open_pool(
     """An opened pool with `min_size` connections ready.
 
     Connections are not autocommit: `async with pool.connection() as conn:` commits
-    on clean exit and rolls back on error. Each checkout is verified first, so a
-    database restart/failover costs a reconnect rather than a failed request.
+    on clean exit and rolls back on error. A checkout after a rest is verified first
+    (`check_if_idle`), so a database restart/failover costs a reconnect rather than
+    a failed request.
     """
     pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
         url,
         min_size=min_size,
         max_size=max_size,
         open=False,
-        check=AsyncConnectionPool.check_connection,
+        check=check_if_idle,
         name="rollbot",
         timeout=wait_seconds,
     )

@@ -14,8 +14,11 @@ import pytest_asyncio
 import redis.asyncio as aioredis
 from psycopg import errors, sql
 from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import AsyncConnectionPool
 
-from bot.stores import describe_error, redact_url
+from bot.jobs import build_job_app
+from bot.jobs_names import LIST_REVISIONS
+from bot.stores import db, describe_error, redact_url
 from bot.stores.db import check_database, open_pool
 from bot.stores.embedded import _free_port
 from bot.stores.migrations import load_migrations, migrate
@@ -162,6 +165,70 @@ async def test_pool_survives_killed_connections(database_url: str, postgres_url:
         assert await check_database(pool) == "ok"
     finally:
         await pool.close()
+
+
+async def _kill_backends(database_url: str, postgres_url: str) -> None:
+    async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as admin:
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = %s AND pid <> pg_backend_pid()",
+            (conninfo_to_dict(database_url)["dbname"],),
+        )
+
+
+async def test_pool_probes_only_connections_that_rested(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    probes: list[object] = []
+    real_check = AsyncConnectionPool.check_connection
+
+    async def counting(conn: Any) -> None:
+        probes.append(conn)
+        await real_check(conn)
+
+    monkeypatch.setattr(AsyncConnectionPool, "check_connection", staticmethod(counting))
+    pool = await open_pool(database_url, min_size=1, max_size=1)
+    try:
+        for _ in range(3):  # back to back: one probe, on the first checkout
+            assert await check_database(pool) == "ok"
+        assert len(probes) == 1
+        monkeypatch.setattr(db, "IDLE_CHECK_SECONDS", 0.05)
+        await asyncio.sleep(0.1)
+        assert await check_database(pool) == "ok"
+        assert len(probes) == 2  # it rested: probed again
+    finally:
+        await pool.close()
+
+
+async def test_pool_replaces_connections_killed_while_resting(
+    database_url: str, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(db, "IDLE_CHECK_SECONDS", 0.05)
+    pool = await open_pool(database_url, min_size=2, max_size=2)
+    try:
+        assert await check_database(pool) == "ok"
+        await _kill_backends(database_url, postgres_url)  # e.g. a database failover
+        await asyncio.sleep(0.1)
+        assert await check_database(pool) == "ok"
+    finally:
+        await pool.close()
+
+
+async def test_job_queue_pool_is_autocommit_and_defers_visibly(database_url: str) -> None:
+    jobs = build_job_app(database_url)
+    await jobs.open_async()
+    try:
+        job_id = await jobs.configure_task(LIST_REVISIONS).defer_async(
+            service="api", command={"user_id": "U0A"})
+        async with await psycopg.AsyncConnection.connect(database_url) as other:
+            cur = await other.execute(
+                "SELECT task_name FROM procrastinate_jobs WHERE id = %s", (job_id,))
+            assert await cur.fetchone() == (LIST_REVISIONS,)  # committed, no COMMIT needed
+        pool = jobs.connector.pool  # type: ignore[attr-defined]
+        async with pool.connection() as conn:
+            assert conn.autocommit
+    finally:
+        await jobs.close_async()
 
 
 async def test_open_pool_unreachable_fails_fast_without_secrets() -> None:

@@ -1,0 +1,100 @@
+"""Hand-offs from the listener to the job queue, cheaply and in batches.
+
+Every Slack request the listener acks is handed to a procrastinate job. Deferring
+one through procrastinate's API costs about half a millisecond of the listener's
+CPU (a record array dumped as escaped text, logging context, one query per job),
+which under concurrent load queued up behind the acks. This writes the same rows
+through the same versioned database function (`procrastinate_defer_jobs_v1`, whose
+trigger notifies the workers), with binary parameters, and batches like a group
+commit: while one INSERT is in flight the next hand-offs gather, and go together
+in the following one. A lone hand-off is never delayed.
+
+Only plain jobs (no lock, queueing lock, priority or schedule) go this way; the
+workflow's transactional defers keep procrastinate's API and the caller's connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from psycopg_pool import AsyncConnectionPool
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 200
+
+# The rows procrastinate's own defer writes (see procrastinate/sql/queries.sql,
+# "defer_jobs"), built from parallel arrays that psycopg sends in binary.
+DEFER_JOBS = """
+SELECT unnest(procrastinate_defer_jobs_v1(ARRAY(
+    SELECT ROW(queue_name, task_name, 0, NULL, NULL, args::jsonb, NULL)
+           ::procrastinate_job_to_defer_v1
+    FROM unnest(%(queues)s::varchar[], %(tasks)s::varchar[], %(args)s::text[])
+         WITH ORDINALITY AS job(queue_name, task_name, args, position)
+    ORDER BY position
+))) AS id
+"""
+
+
+class _Pending:
+    __slots__ = ("args", "done", "queue", "task")
+
+    def __init__(self, queue: str, task: str, args: str, done: asyncio.Future[int]) -> None:
+        self.queue, self.task, self.args, self.done = queue, task, args, done
+
+
+class BatchDeferrer:
+    """`await deferrer.defer(task_name, **kwargs)` → the job's id, once committed."""
+
+    def __init__(self, pool: Callable[[], AsyncConnectionPool[Any]],
+                 queue_of: Callable[[str], str]) -> None:
+        # Callables: procrastinate opens its pool after this is built.
+        self._pool, self._queue_of = pool, queue_of
+        self._pending: list[_Pending] = []
+        self._flushing: asyncio.Task[None] | None = None
+        self.batches = 0  # statements sent, for tests and diagnostics
+
+    async def defer(self, task_name: str, **kwargs: Any) -> int:
+        queue = self._queue_of(task_name)  # an unknown task fails here, for this caller only
+        args = json.dumps(kwargs)  # so does a value JSON can't hold
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Pending(queue, task_name, args, done))
+        if self._flushing is None:
+            self._flushing = asyncio.create_task(self._flush(), name="defer-batch")
+        return await done
+
+    async def _flush(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+                try:
+                    ids = await self._insert(batch)
+                except BaseException as exc:
+                    for job in batch:
+                        if not job.done.done():
+                            job.done.set_exception(exc)
+                    if not isinstance(exc, Exception):
+                        raise
+                    continue
+                for job, job_id in zip(batch, ids, strict=True):
+                    if not job.done.done():
+                        job.done.set_result(job_id)
+        finally:
+            self._flushing = None
+            if self._pending:  # arrived while a cancellation unwound: don't strand them
+                self._flushing = asyncio.create_task(self._flush(), name="defer-batch")
+
+    async def _insert(self, batch: list[_Pending]) -> list[int]:
+        self.batches += 1
+        params = {"queues": [j.queue for j in batch], "tasks": [j.task for j in batch],
+                  "args": [j.args for j in batch]}
+        async with self._pool().connection() as conn:
+            cur = await conn.execute(DEFER_JOBS, params, binary=True)
+            rows = await cur.fetchall()
+        if len(rows) != len(batch):
+            raise RuntimeError(f"deferred {len(rows)} jobs of {len(batch)}")
+        return [int(row[0]) for row in rows]
