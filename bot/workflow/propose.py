@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from functools import partial
 
@@ -39,6 +40,8 @@ async def propose(deps: Deps, intent: RollbackIntent, command: SlashCommand) -> 
             intent.service, service.requesters))
         return
 
+    if not intent.dry_run and await _refused_as_busy(deps, intent.service, command):
+        return
     plan = await build_plan(deps.catalog, deps.cloud_run, intent.service, intent.revision)
     if isinstance(plan, PlanError):
         await deps.slack.respond(command.response_url, refusals.plan_error(plan.problem,
@@ -54,6 +57,21 @@ async def propose(deps: Deps, intent: RollbackIntent, command: SlashCommand) -> 
         await deps.slack.respond(command.response_url, plan_card(plan, None, dry_run=True))
         return
     await _open_proposal(deps, plan, command)
+
+
+async def _refused_as_busy(deps: Deps, service: str, command: SlashCommand) -> bool:
+    """One rollback per service at a time: say so at once, before reading Cloud
+    Run for a plan nobody could confirm. (The partial unique index, met in
+    _open_proposal, stays the guard against two requests racing.)"""
+    active = await deps.rollbacks.active_for(service)
+    if active is None:
+        return False
+    age = (dt.datetime.now(dt.UTC) - active.created_at).total_seconds()
+    if active.state == State.PROPOSED and age > PROPOSAL_TTL_SECONDS:
+        return False  # about to expire in _open_proposal: not in the way
+    await deps.slack.respond(command.response_url, refusals.active_rollback_exists(
+        active, await _permalink(deps, active.channel_id, active.card_ts)))
+    return True
 
 
 async def _repeated(deps: Deps, command: SlashCommand) -> bool:

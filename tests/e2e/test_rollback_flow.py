@@ -16,6 +16,7 @@ from tests.e2e.conftest import RunningBot, start_bot
 
 ALICE = {"user_id": "U0ALICE", "channel_id": "C0INCIDENT", "channel_name": "inc-api-outage"}
 UPDATE_SERVICE = "google.cloud.run.v2.Services/UpdateService"
+GET_REVISION = "google.cloud.run.v2.Revisions/GetRevision"
 API = "medicalcor-api"
 TARGET = "medicalcor-api-00014-def"
 CONFIRM = "rollback.confirm"
@@ -139,10 +140,13 @@ async def test_double_confirm_changes_traffic_once(running_bot: RunningBot) -> N
 
 async def test_second_rollback_of_same_service_is_refused(running_bot: RunningBot) -> None:
     await _propose(running_bot)
-    slack = running_bot.world.slack
+    slack, google = running_bot.world.slack, running_bot.world.google
+    cloud_run_reads = len(google.calls_to(GET_REVISION))
     await slack.send_command(running_bot.events_url, "api 00013-ghi", **ALICE)
     refusal = await slack.wait_for("response_url", _posted("already"))
     assert "00014-def" in _text(refusal)  # names the active rollback
+    # Refused before planning: no Cloud Run read for a plan nobody could confirm.
+    assert len(google.calls_to(GET_REVISION)) == cloud_run_reads
     await slack.send_command(running_bot.events_url, "web 00013-pqr", **ALICE)
     await slack.wait_for("chat.postMessage", _posted("medicalcor-web-00013-pqr"))
 
