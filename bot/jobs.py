@@ -57,7 +57,11 @@ async def propose_job(context: procrastinate.JobContext, *, service: str, revisi
 
 
 async def confirm_job(context: procrastinate.JobContext, *, click: dict[str, str]) -> None:
-    await decide.confirm(from_context(context), ButtonClick(**click))
+    # Goes on inline into execute and verify; a retry (stalled job re-queued by
+    # recovery) resumes the rollback its first attempt confirmed.
+    job = context.job
+    await decide.confirm(from_context(context), ButtonClick(**click), job_id=job.id,
+                         retried=job.attempts > 0)
 
 
 async def cancel_job(context: procrastinate.JobContext, *, click: dict[str, str]) -> None:

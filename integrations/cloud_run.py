@@ -111,7 +111,8 @@ class CloudRun(Protocol):
     ) -> list[Revision]: ...
     async def get_revision(self, service: str, region: str, revision: str) -> Revision: ...
     async def set_traffic(
-        self, service: str, region: str, percents: Mapping[str, int]
+        self, service: str, region: str, percents: Mapping[str, int], *,
+        before_change: Callable[[], Awaitable[None]] | None = None,
     ) -> ServiceState: ...
 
 
@@ -218,7 +219,10 @@ class GoogleCloudRun:
                 with attempt:
                     started = loop.time()
                     try:
-                        result = await asyncio.wait_for(fn(), policy.call_timeout)
+                        # asyncio.timeout runs fn in this task: no extra task per
+                        # call (wait_for's), so a call goes out without a loop turn.
+                        async with asyncio.timeout(policy.call_timeout):
+                            result = await fn()
                     except BaseException as exc:
                         if self._on_call:
                             self._on_call(method, loop.time() - started, type(exc).__name__)
@@ -261,9 +265,16 @@ class GoogleCloudRun:
         return revision_from_proto(rev)
 
     async def set_traffic(
-        self, service: str, region: str, percents: Mapping[str, int]
+        self, service: str, region: str, percents: Mapping[str, int], *,
+        before_change: Callable[[], Awaitable[None]] | None = None,
     ) -> ServiceState:
-        """Route traffic to named revisions, wait for Cloud Run to finish, read it back."""
+        """Route traffic to named revisions, wait for Cloud Run to finish, read it back.
+
+        `before_change` (the caller's must-happen-first work, e.g. its audit row)
+        runs while the service is read, and the update is sent only once it has
+        returned: if it raises, nothing is changed and its exception propagates.
+        A read error is raised only after `before_change` has finished.
+        """
         name = self._service_path(service, region)
         revision_type = run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION
         traffic = [
@@ -271,12 +282,36 @@ class GoogleCloudRun:
             for rev, pct in percents.items()
         ]
 
-        async def submit() -> str:
-            current = await self._services.get_service(name=name, retry=None)
-            current.traffic = traffic
+        async def read() -> run_v2.Service:
+            return await self._services.get_service(name=name, retry=None)
+
+        async def update(svc: run_v2.Service) -> str:
+            svc.traffic = traffic
             operation = await self._services.update_service(
-                request=run_v2.UpdateServiceRequest(service=current), retry=None)
+                request=run_v2.UpdateServiceRequest(service=svc), retry=None)
             return str(operation.operation.name)
+
+        # The read overlaps before_change: it is most of the wait before the update.
+        early = asyncio.ensure_future(self._call("GetService", read))
+        if before_change is not None:
+            try:
+                await before_change()
+            except BaseException:
+                early.cancel()
+                await asyncio.gather(early, return_exceptions=True)
+                raise
+        unused = [await early]
+
+        async def submit() -> str:
+            # A retry re-reads (fresh etag). The early read may predate
+            # before_change by a while: if the service changed meanwhile (ABORTED,
+            # etag mismatch), read again once, as a read made now would have.
+            if not unused:
+                return await update(await read())
+            try:
+                return await update(unused.pop())
+            except gexc.Aborted:
+                return await update(await read())
 
         operation_name = await self._call("UpdateService", submit)
         await self.wait_operation(operation_name)

@@ -1,92 +1,155 @@
-"""Step 3: announce, then shift Cloud Run traffic to the target revision.
+"""Step 3: announce, then shift Cloud Run traffic to the target revision; then verify.
 
-Idempotent: the announcement is posted once (its ts is stored), the move to
-`executing` is conditional, and the audit row is written before Cloud Run is
-touched. A job resumed after a crash (state already `executing`) re-applies
-the same traffic, which Cloud Run treats as a no-op if it had gone through.
+Run inline by the confirm job (no job hand-off on the way to Cloud Run), or as the
+`execute` job when recovery resumes a rollback. Cloud Run's read of the service
+overlaps what must come before the change (the click's authorization and commit,
+the announcement, the move to `executing` and its audit row, committed); the
+update is sent only after those. After the read-back, the traffic line and the
+move to `verifying` run beside the first checks, which report once both are done.
+Idempotent: the moves are conditional, and a rollback resumed after a crash (state
+already `executing`) re-applies the same traffic, which Cloud Run treats as a no-op
+if it had gone through.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import datetime as dt
 import logging
+from collections.abc import Awaitable, Callable
 
 from bot.deps import Deps
-from bot.jobs_names import VERIFY
 from bot.messages.thread import announcement, recovery_note, traffic_failed, traffic_line, verdict
 from bot.metrics import record_rollback_outcome
 from bot.rollbacks.model import Rollback, State
-from bot.workflow.posting import in_thread, refresh_card, update_summary
+from bot.workflow import verify
+from bot.workflow.posting import RollbackView, in_thread
 from integrations.cloud_run import CloudRunError
 
 log = logging.getLogger(__name__)
 
 
-async def _announce(deps: Deps, rollback: Rollback) -> Rollback:
-    """The runbook's "Initiating rollback to revision X", top level in the channel."""
-    if rollback.thread_ts:
-        return rollback
-    ts = await deps.slack.post(rollback.channel_id, announcement(rollback))
-    updated = await deps.rollbacks.set_fields(rollback.id, thread_ts=ts)
-    return updated or rollback
+class _NotOurs(Exception):
+    """The click was refused or lost (its job told the clicker), or the rollback left
+    `confirmed` under us (another worker carries it): change nothing."""
 
 
 async def execute(deps: Deps, rollback_id: int, *, resumed: bool = False) -> None:
+    """The `execute` job: recovery's way to resume a rollback."""
     rollback = await deps.rollbacks.get(rollback_id)
     if rollback is None or rollback.state not in (State.CONFIRMED, State.EXECUTING):
         log.info("execute: rollback %s is %s, nothing to do", rollback_id,
                  rollback.state if rollback else "missing")
         return
-    rollback = await _announce(deps, rollback)
+    async with RollbackView(deps, rollback) as view:
+        await shift_traffic(deps, rollback, view, resumed=resumed)
+
+
+async def _before_change(deps: Deps, rollback: Rollback, view: RollbackView,
+                         resumed: bool) -> Rollback:
+    """What must precede the change: the runbook's "Initiating rollback to revision X"
+    (top level in the channel) and, unless a crash left it executing, the move to
+    `executing` with its audit row, committed: no change without its audit row."""
+    if not rollback.thread_ts:
+        ts = await deps.slack.post(rollback.channel_id, announcement(rollback))
+        rollback = dataclasses.replace(rollback, thread_ts=ts)
     if resumed or rollback.state == State.EXECUTING:
         await in_thread(deps, rollback, recovery_note(
             rollback, "rollbot restarted while this rollback was in progress; "
                       "resuming the traffic change (it is safe to apply twice)."))
-    if rollback.state == State.CONFIRMED:
+    if rollback.state == State.EXECUTING:  # its audit row was committed before the crash
+        executing = await deps.rollbacks.set_fields(
+            rollback.id, thread_ts=rollback.thread_ts) or rollback
+    else:
         async with deps.pool.connection() as conn, conn.transaction():
             moved = await deps.rollbacks.transition(
-                rollback.id, State.CONFIRMED, State.EXECUTING, conn=conn)
+                rollback.id, State.CONFIRMED, State.EXECUTING, conn=conn,
+                thread_ts=rollback.thread_ts)
             if moved is None:
-                return  # another worker took it
-            # Written before Cloud Run is touched: no change without its audit row.
+                raise _NotOurs
             await deps.audit.record(
                 conn=conn, actor="rollbot", action="traffic_change_started",
                 service=rollback.service, rollback_id=rollback.id,
                 details={"traffic_before": rollback.traffic_before,
                          "traffic_requested": {rollback.target_revision: 100}})
-        rollback = moved
-    # Only the announcement must precede the change (runbook); the card and the
-    # summary are updated while Cloud Run works, off the critical path.
-    card = asyncio.create_task(refresh_card(deps, rollback))
-    summary = asyncio.create_task(update_summary(deps, rollback, "Shifting traffic…"))
+        executing = moved
+    # The card and the summary follow while Cloud Run works, off the critical path.
+    view.card(executing)
+    view.summary(executing, "Shifting traffic…")
+    return executing
+
+
+async def shift_traffic(
+    deps: Deps, rollback: Rollback, view: RollbackView, *, resumed: bool = False,
+    confirm: Callable[[], Awaitable[Rollback | None]] | None = None,
+) -> None:
+    """From `confirmed` (or a resumed `executing`) to `verifying`, then verification.
+
+    `confirm`: for a click on a `proposed` rollback, its authorization and move to
+    `confirmed` (None: refused or lost). It runs while Cloud Run is read, before
+    anything else: nothing is announced or changed unless it succeeds.
+    """
     region = deps.catalog.region_of(rollback.service)
+    confirmed: list[Rollback] = []
+    started: list[Rollback] = []
+
+    async def before_change() -> None:
+        current = rollback if confirm is None else await confirm()
+        if current is None:
+            raise _NotOurs
+        confirmed.append(current)
+        started.append(await _before_change(deps, current, view, resumed))
+
     try:
         state = await deps.cloud_run.set_traffic(
-            rollback.cloud_run_service, region, {rollback.target_revision: 100})
-    except CloudRunError as exc:
-        await card
-        await _traffic_failed(deps, await summary, region, exc)
+            rollback.cloud_run_service, region, {rollback.target_revision: 100},
+            before_change=before_change)
+    except _NotOurs:
+        log.info("execute: rollback %s is not this job's to change", rollback.id)
         return
-    await card
-    rollback = await summary
+    except CloudRunError as exc:
+        if not started:
+            raise
+        # before_change has run (a read error is raised after it): we own `executing`.
+        await _traffic_failed(deps, started[0], region, exc, view)
+        return
+    except Exception:
+        if confirmed and not started:  # e.g. Slack or the database failed before the change:
+            view.card(confirmed[0])  # no buttons left on the card; recovery resumes it
+        raise
+    executing = started[0]
     after = state.serving()
-    await in_thread(deps, rollback, traffic_line(rollback.traffic_before, after))
+    changed_at = dt.datetime.now(dt.UTC)
+
+    async def begin_verifying() -> Rollback | None:
+        # The traffic line and the move to `verifying` are independent of each other.
+        _, verifying = await asyncio.gather(
+            in_thread(deps, executing, traffic_line(executing.traffic_before, after)),
+            _mark_verifying(deps, executing, after))
+        if verifying is not None:
+            view.card(verifying)
+        return verifying
+
+    await verify.verify_rollback(deps, executing, view, changed_at=changed_at,
+                                 begun=asyncio.ensure_future(begin_verifying()))
+
+
+async def _mark_verifying(deps: Deps, rollback: Rollback,
+                          after: dict[str, int]) -> Rollback | None:
     async with deps.pool.connection() as conn, conn.transaction():
         verifying = await deps.rollbacks.transition(
             rollback.id, State.EXECUTING, State.VERIFYING, conn=conn, traffic_after=after)
-        if verifying is None:
-            return
-        await deps.audit.record(
-            conn=conn, actor="rollbot", action="traffic_changed", service=rollback.service,
-            rollback_id=rollback.id,
-            details={"traffic_before": rollback.traffic_before, "traffic_after": after})
-        await deps.jobs.configure_task(VERIFY, connection=conn).defer_async(
-            rollback_id=rollback.id)
-    await refresh_card(deps, verifying)
+        if verifying is not None:
+            await deps.audit.record(
+                conn=conn, actor="rollbot", action="traffic_changed", service=rollback.service,
+                rollback_id=rollback.id,
+                details={"traffic_before": rollback.traffic_before, "traffic_after": after})
+        return verifying
 
 
 async def _traffic_failed(deps: Deps, rollback: Rollback, region: str,
-                          exc: CloudRunError) -> None:
+                          exc: CloudRunError, view: RollbackView) -> None:
     """Say exactly what failed and what serves now (read back, not assumed)."""
     try:
         now: dict[str, int] | None = (
@@ -108,7 +171,6 @@ async def _traffic_failed(deps: Deps, rollback: Rollback, region: str,
         error, now, before=rollback.traffic_before,
         cloud_run_service=rollback.cloud_run_service, region=region))
     await in_thread(deps, final, verdict(final, [], deps.catalog.runbook, error=error))
-    await update_summary(deps, final, "Failed: traffic unchanged" if now == rollback.traffic_before
-                         else "Failed")
-    await refresh_card(deps, final, final_note="Traffic unchanged." if now ==
-                       rollback.traffic_before else None)
+    unchanged = now == rollback.traffic_before
+    view.summary(final, "Failed: traffic unchanged" if unchanged else "Failed")
+    view.card(final, final_note="Traffic unchanged." if unchanged else None)

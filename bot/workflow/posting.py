@@ -6,7 +6,10 @@ workflow goes on (slack_sdk's retry handlers already retried 429/5xx).
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable
+from types import TracebackType
 
 from slack_sdk.errors import SlackApiError
 
@@ -45,18 +48,82 @@ async def in_thread(deps: Deps, rollback: Rollback, message: Message) -> str | N
         return None
 
 
-async def update_summary(deps: Deps, rollback: Rollback, stage: str,
-                         results: list[CheckResult] | None = None) -> Rollback:
-    """Keep the one summary message at the top of the thread current."""
-    message = summary(rollback, stage=stage, results=results or [])
-    try:
-        if rollback.summary_ts:
-            await deps.slack.update(rollback.channel_id, rollback.summary_ts, message)
-            return rollback
-        ts = await deps.slack.post(rollback.channel_id, message, thread_ts=rollback.thread_ts)
-    except SlackApiError as exc:
-        log.warning("could not update summary of rollback %s: %s",
-                    rollback.id, exc.response.get("error"))
-        return rollback
-    updated = await deps.rollbacks.set_fields(rollback.id, summary_ts=ts)
-    return updated or rollback
+class _Turns:
+    """One Slack message's writes, run one at a time in the order they were asked for."""
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()  # FIFO
+        self.asked = 0
+
+
+class RollbackView:
+    """The plan card and the thread's summary of one rollback while a job moves it on.
+
+    Both are refreshed in background tasks, so the workflow never waits on Slack to
+    show progress; use it as `async with`, which awaits them before the job ends
+    (and cancels them if the job is cancelled). A message's writes go out in the
+    order they were asked for, and one still waiting when a newer one is asked for
+    is skipped: a late "0/N checks" can never overwrite "2/N" or the verdict.
+    """
+
+    def __init__(self, deps: Deps, rollback: Rollback) -> None:
+        self._deps = deps
+        self._summary_ts = rollback.summary_ts
+        self._card, self._summary = _Turns(), _Turns()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def card(self, rollback: Rollback, final_note: str | None = None) -> None:
+        self._spawn(self._card, lambda: refresh_card(self._deps, rollback, final_note),
+                    "plan card", rollback.id)
+
+    def summary(self, rollback: Rollback, stage: str,
+                results: list[CheckResult] | None = None) -> None:
+        # Rendered now: `results` may grow before the write goes out.
+        message = summary(rollback, stage=stage, results=list(results or []))
+
+        async def write() -> None:
+            if self._summary_ts:
+                await self._deps.slack.update(rollback.channel_id, self._summary_ts, message)
+                return
+            self._summary_ts = await self._deps.slack.post(
+                rollback.channel_id, message, thread_ts=rollback.thread_ts)
+            await self._deps.rollbacks.set_fields(rollback.id, summary_ts=self._summary_ts)
+
+        self._spawn(self._summary, write, "summary", rollback.id)
+
+    def _spawn(self, turns: _Turns, write: Callable[[], Awaitable[None]], what: str,
+               rollback_id: int) -> None:
+        turns.asked += 1
+        mine = turns.asked  # taken now, not when the task first runs
+
+        async def run() -> None:
+            async with turns.lock:
+                if mine != turns.asked:
+                    return  # superseded: the newer content goes out in its own turn
+                try:
+                    await write()
+                except SlackApiError as exc:
+                    log.warning("could not update %s of rollback %s: %s",
+                                what, rollback_id, exc.response.get("error"))
+                except Exception:
+                    log.exception("could not update %s of rollback %s", what, rollback_id)
+
+        task = asyncio.create_task(run(), name=f"rollback-{rollback_id}-{what}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def settle(self) -> None:
+        """Wait for every refresh asked for so far (and any they lead to)."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks)
+
+    async def __aenter__(self) -> RollbackView:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        if exc is not None and not isinstance(exc, Exception):  # cancelled: stop now
+            for task in self._tasks:
+                task.cancel()
+            return
+        await self.settle()

@@ -1,11 +1,14 @@
 """Step 4: verification streamed into the thread, then the verdict.
 
-Each check's line appears as soon as its result is known; the summary at the
-top of the thread is kept current; the plan card shows the final state.
+Run inline right after the traffic change (bot/workflow/execute.py), or as the
+`verify` job when recovery resumes a rollback. Each check's line appears as soon
+as its result is known; the summary at the top of the thread is kept current; the
+plan card shows the final state.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 
@@ -14,36 +17,69 @@ from bot.messages.base import Message, mrkdwn_section
 from bot.messages.plan import clip
 from bot.messages.thread import check_line, verdict
 from bot.metrics import record_rollback_outcome
-from bot.rollbacks.model import State, Verdict
+from bot.rollbacks.model import Rollback, State, Verdict
 from bot.smoke import smoke_command_check
 from bot.verification import checks_for, run_checks
 from bot.workflow import analyse
-from bot.workflow.posting import in_thread, refresh_card, update_summary
+from bot.workflow.posting import RollbackView, in_thread
 from integrations.http_checks import CheckResult
 
 log = logging.getLogger(__name__)
 
 
 async def verify(deps: Deps, rollback_id: int) -> None:
+    """The `verify` job: recovery's way to re-run verification."""
     rollback = await deps.rollbacks.get(rollback_id)
     if rollback is None or rollback.state != State.VERIFYING:
         log.info("verify: rollback %s is %s, nothing to do", rollback_id,
                  rollback.state if rollback else "missing")
         return
-    changed_at = dt.datetime.now(dt.UTC)  # this job follows the traffic change at once
+    async with RollbackView(deps, rollback) as view:
+        await verify_rollback(deps, rollback, view, changed_at=dt.datetime.now(dt.UTC))
+
+
+async def verify_rollback(
+    deps: Deps, rollback: Rollback, view: RollbackView, *, changed_at: dt.datetime,
+    begun: asyncio.Future[Rollback | None] | None = None,
+) -> None:
+    """Run the checks of a `verifying` rollback and give the verdict. The card and
+    summary refreshes run beside the checks (`view`), never ahead of them.
+
+    `begun`: the move to `verifying` (and the traffic line) still under way. The
+    checks (read-only GETs) start at once; their lines wait for it, and if it
+    fails (None: the rollback moved elsewhere) they are dropped and nothing is said.
+    """
     service = deps.catalog.services[rollback.service]
     specs = checks_for(service)
     total = len(specs) + (1 if service.smoke_command is not None else 0)
     results: list[CheckResult] = []
-    rollback = await update_summary(deps, rollback, f"Verifying (0/{total} checks done)…")
+    reporting = asyncio.Event()  # set once the rollback is `verifying` and 0/N asked for
+    waiting: list[CheckResult] = []
 
     async def on_result(result: CheckResult) -> None:
+        waiting.append(result)
+        await reporting.wait()
         results.append(result)
         await in_thread(deps, rollback, check_line(result))
-        await update_summary(
-            deps, rollback, f"Verifying ({len(results)}/{total} checks done)…", results)
+        view.summary(rollback, f"Verifying ({len(results)}/{total} checks done)…", results)
 
-    final_results = await run_checks(specs, service.verification, deps.http, on_result=on_result)
+    checks = asyncio.ensure_future(
+        run_checks(specs, service.verification, deps.http, on_result=on_result))
+    try:
+        verifying = rollback if begun is None else await begun
+    except BaseException:
+        checks.cancel()
+        await asyncio.gather(checks, return_exceptions=True)
+        raise
+    if verifying is None:
+        checks.cancel()
+        await asyncio.gather(checks, return_exceptions=True)
+        return
+    rollback = verifying
+    if not waiting:  # else "1/N" follows at once: one summary write fewer
+        view.summary(rollback, f"Verifying (0/{total} checks done)…")
+    reporting.set()
+    final_results = await checks
     if service.smoke_command is not None:
         check, last_lines = await smoke_command_check(service.smoke_command)
         final_results = [*final_results, check]
@@ -75,5 +111,5 @@ async def verify(deps: Deps, rollback_id: int) -> None:
                             for r in final_results]})
     note = "No health checks are configured for this service." if not final_results else None
     await in_thread(deps, done, verdict(done, final_results, deps.catalog.runbook, error=error))
-    await update_summary(deps, done, "Done", final_results)
-    await refresh_card(deps, done, final_note=note)
+    view.summary(done, "Done", final_results)
+    view.card(done, final_note=note)
