@@ -5,9 +5,10 @@ one through procrastinate's API costs about half a millisecond of the listener's
 CPU (a record array dumped as escaped text, logging context, one query per job),
 which under concurrent load queued up behind the acks. This writes the same rows
 through the same versioned database function (`procrastinate_defer_jobs_v1`, whose
-trigger notifies the workers), with binary parameters, and batches like a group
-commit: while one INSERT is in flight the next hand-offs gather, and go together
-in the following one. A lone hand-off is never delayed.
+trigger notifies the workers), with the batch as one JSON parameter, and batches
+like a group commit: while one INSERT is in flight the next hand-offs gather, and
+go together in the following one. A lone hand-off is never delayed; a stream of
+them waits a millisecond to share a statement.
 
 Only plain jobs (no lock, queueing lock, priority or schedule) go this way; the
 workflow's transactional defers keep procrastinate's API and the caller's connection.
@@ -26,15 +27,18 @@ from psycopg_pool import AsyncConnectionPool
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 200
+# A hand-off within BUSY_SECONDS of the last statement waits GATHER_SECONDS for
+# company (Nagle-style); a lone one, like a Confirm click, goes at once.
+BUSY_SECONDS = 0.005
+GATHER_SECONDS = 0.001
 
 # The rows procrastinate's own defer writes (see procrastinate/sql/queries.sql,
-# "defer_jobs"), built from parallel arrays that psycopg sends in binary.
+# "defer_jobs"), from one JSON parameter: the batch, each job's args already JSON.
 DEFER_JOBS = """
 SELECT unnest(procrastinate_defer_jobs_v1(ARRAY(
-    SELECT ROW(queue_name, task_name, 0, NULL, NULL, args::jsonb, NULL)
+    SELECT ROW(job->>'q', job->>'t', 0, NULL, NULL, job->'a', NULL)
            ::procrastinate_job_to_defer_v1
-    FROM unnest(%(queues)s::varchar[], %(tasks)s::varchar[], %(args)s::text[])
-         WITH ORDINALITY AS job(queue_name, task_name, args, position)
+    FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS batch(job, position)
     ORDER BY position
 ))) AS id
 """
@@ -56,6 +60,7 @@ class BatchDeferrer:
         self._pool, self._queue_of = pool, queue_of
         self._pending: list[_Pending] = []
         self._flushing: asyncio.Task[None] | None = None
+        self._last_sent = -1.0
         self.batches = 0  # statements sent, for tests and diagnostics
 
     async def defer(self, task_name: str, **kwargs: Any) -> int:
@@ -68,7 +73,11 @@ class BatchDeferrer:
         return await done
 
     async def _flush(self) -> None:
+        loop = asyncio.get_running_loop()
         try:
+            if loop.time() - self._last_sent < BUSY_SECONDS:
+                # Hand-offs are streaming in: let the next few join this statement.
+                await asyncio.sleep(GATHER_SECONDS)
             while self._pending:
                 batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
                 try:
@@ -90,10 +99,11 @@ class BatchDeferrer:
 
     async def _insert(self, batch: list[_Pending]) -> list[int]:
         self.batches += 1
-        params = {"queues": [j.queue for j in batch], "tasks": [j.task for j in batch],
-                  "args": [j.args for j in batch]}
+        self._last_sent = asyncio.get_running_loop().time()
+        jobs = ",".join(f'{{"q":{json.dumps(j.queue)},"t":{json.dumps(j.task)},"a":{j.args}}}'
+                        for j in batch)
         async with self._pool().connection() as conn:
-            cur = await conn.execute(DEFER_JOBS, params, binary=True)
+            cur = await conn.execute(DEFER_JOBS, (f"[{jobs}]",))
             rows = await cur.fetchall()
         if len(rows) != len(batch):
             raise RuntimeError(f"deferred {len(rows)} jobs of {len(batch)}")
