@@ -34,7 +34,7 @@ RESTART_BACKOFF_SECONDS = (1.0, 2.0, 5.0, 10.0, 30.0)
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Under CPU contention the kernel favours the listener (Slack gives up after 3 s);
 # the jobs still get every cycle the listener leaves idle.
-WORKER_NICENESS = 10
+WORKER_NICENESS = 19
 
 
 def share_metrics_between_processes() -> Callable[[], None]:
