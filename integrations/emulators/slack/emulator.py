@@ -12,6 +12,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from .api import WebApi
@@ -45,6 +46,7 @@ class SlackEmulator:
                  team_id: str = "T0EMULATE", bot_user_id: str = "U0ROLLBOT",
                  team_domain: str = "emulated", seed_defaults: bool = True) -> None:
         self.signing_secret = signing_secret
+        self._session: aiohttp.ClientSession | None = None  # deliveries, kept alive
         self.bot_token = bot_token
         self.team_id = team_id
         self.team_domain = team_domain
@@ -83,6 +85,9 @@ class SlackEmulator:
         self._port = int(self._runner.addresses[0][1])
 
     async def stop(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -182,8 +187,10 @@ class SlackEmulator:
                        headers_override: dict[str, str | None] | None, timestamp: int | None,
                        signing_secret: str | None, http_timeout: float) -> DeliveryResult:
         headers = delivery_headers(self.sign(body, timestamp, signing_secret), headers_override)
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession()
         result = await deliver(app_url, body, headers, response_url=response_url,
-                               http_timeout=http_timeout)
+                               http_timeout=http_timeout, session=self._session)
         self.deliveries.append(result)
         return result
 
