@@ -127,9 +127,7 @@ async def shift_traffic(
         _, verifying = await asyncio.gather(
             in_thread(deps, executing, traffic_line(executing.traffic_before, after)),
             _mark_verifying(deps, executing, after))
-        if verifying is not None:
-            view.card(verifying)
-        return verifying
+        return verifying  # verify_rollback refreshes the card after the first check line
 
     await verify.verify_rollback(deps, executing, view, changed_at=changed_at,
                                  begun=asyncio.ensure_future(begin_verifying()))

@@ -55,12 +55,22 @@ async def verify_rollback(
     results: list[CheckResult] = []
     reporting = asyncio.Event()  # set once the rollback is `verifying` and 0/N asked for
     waiting: list[CheckResult] = []
+    # The card says `verifying` once the first check line is out: rendering and
+    # updating it first would only delay the line people are waiting for.
+    card_due = begun is not None
+
+    def refresh_card_once() -> None:
+        nonlocal card_due
+        if card_due:
+            card_due = False
+            view.card(rollback)
 
     async def on_result(result: CheckResult) -> None:
         waiting.append(result)
         await reporting.wait()
         results.append(result)
         await in_thread(deps, rollback, check_line(result))
+        refresh_card_once()
         view.summary(rollback, f"Verifying ({len(results)}/{total} checks done)…", results)
 
     checks = asyncio.ensure_future(
@@ -80,6 +90,7 @@ async def verify_rollback(
         view.summary(rollback, f"Verifying (0/{total} checks done)…")
     reporting.set()
     final_results = await checks
+    refresh_card_once()  # no checks configured: nothing to wait for
     if service.smoke_command is not None:
         check, last_lines = await smoke_command_check(service.smoke_command)
         final_results = [*final_results, check]
