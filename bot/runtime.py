@@ -30,8 +30,9 @@ from bot.stores.db import check_database, open_pool
 from bot.stores.migrations import migrate
 from bot.stores.redis_store import Deduplicator, check_redis, open_redis
 from bot.workflow import recovery
-from integrations.cloud_run import GoogleCloudRun, RetryPolicy
+from integrations.cloud_run import GoogleCloudRun
 from integrations.gcp import GoogleClients, make_google_clients
+from integrations.google_retry import RetryPolicy
 from integrations.http_checks import HttpChecker
 from integrations.logs import GoogleCloudLogs
 from integrations.monitoring import GoogleCloudMonitoring

@@ -18,39 +18,12 @@ from google.api_core import exceptions as gexc
 from google.cloud import run_v2
 from google.longrunning import operations_pb2, operations_pb2_grpc
 from google.protobuf import duration_pb2
-from tenacity import (
-    AsyncRetrying,
-    retry_if_exception,
-    stop_after_attempt,
-    stop_after_delay,
-    wait_exponential_jitter,
-)
+
+from .google_retry import TRANSIENT, RetryPolicy, call_with_retry
 
 T = TypeVar("T")
 
 CREATOR_ANNOTATION = "serving.knative.dev/creator"
-TRANSIENT = (
-    gexc.TooManyRequests,  # 429
-    gexc.ResourceExhausted,  # gRPC's RESOURCE_EXHAUSTED, Cloud Run's 429
-    gexc.InternalServerError,  # 500
-    gexc.BadGateway,  # 502
-    gexc.ServiceUnavailable,  # 503
-    gexc.GatewayTimeout,  # 504
-    gexc.DeadlineExceeded,
-    asyncio.TimeoutError,
-)
-
-
-@dataclasses.dataclass(frozen=True)
-class RetryPolicy:
-    attempts: int = 5
-    total_seconds: float = 60.0
-    initial_wait: float = 0.5
-    max_wait: float = 8.0
-    call_timeout: float = 20.0
-    operation_timeout: float = 120.0  # how long a traffic change may take
-
-
 @dataclasses.dataclass(frozen=True)
 class Revision:
     name: str  # short name, e.g. medicalcor-api-00014-def
@@ -207,32 +180,13 @@ class GoogleCloudRun:
         return f"projects/{self._project}/locations/{region}/services/{service}"
 
     async def _call(self, method: str, fn: Callable[[], Awaitable[T]]) -> T:
-        policy = self._policy
-        loop = asyncio.get_running_loop()
-        try:
-            async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(policy.attempts) | stop_after_delay(policy.total_seconds),
-                wait=wait_exponential_jitter(multiplier=policy.initial_wait, max=policy.max_wait),
-                retry=retry_if_exception(lambda e: isinstance(e, TRANSIENT)),
-                reraise=True,
-            ):
-                with attempt:
-                    started = loop.time()
-                    try:
-                        # asyncio.timeout runs fn in this task: no extra task per
-                        # call (wait_for's), so a call goes out without a loop turn.
-                        async with asyncio.timeout(policy.call_timeout):
-                            result = await fn()
-                    except BaseException as exc:
-                        if self._on_call:
-                            self._on_call(method, loop.time() - started, type(exc).__name__)
-                        raise
-                    if self._on_call:
-                        self._on_call(method, loop.time() - started, "ok")
-                    return result
-        except Exception as exc:
-            raise _classify(exc) from exc
-        raise AssertionError("unreachable: tenacity either returns or reraises")
+        on_call = self._on_call
+
+        def on_attempt(seconds: float, outcome: str) -> None:
+            if on_call:
+                on_call(method, seconds, outcome)
+
+        return await call_with_retry(self._policy, fn, _classify, on_attempt)
 
     async def get_service(self, service: str, region: str) -> ServiceState:
         name = self._service_path(service, region)

@@ -28,15 +28,8 @@ from typing import Protocol, TypeVar
 from google.api_core import exceptions as gexc
 from google.cloud import monitoring_v3
 from google.protobuf import duration_pb2
-from tenacity import (
-    AsyncRetrying,
-    retry_if_exception,
-    stop_after_attempt,
-    stop_after_delay,
-    wait_exponential_jitter,
-)
 
-from .cloud_run import TRANSIENT, RetryPolicy
+from .google_retry import TRANSIENT, RetryPolicy, call_with_retry
 
 T = TypeVar("T")
 
@@ -153,19 +146,7 @@ class GoogleCloudMonitoring:
         return [series async for series in pager]
 
     async def _call(self, fn: Callable[[], Awaitable[T]]) -> T:
-        policy = self._policy
-        try:
-            async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(policy.attempts) | stop_after_delay(policy.total_seconds),
-                wait=wait_exponential_jitter(multiplier=policy.initial_wait, max=policy.max_wait),
-                retry=retry_if_exception(lambda e: isinstance(e, TRANSIENT)),
-                reraise=True,
-            ):
-                with attempt:
-                    return await asyncio.wait_for(fn(), policy.call_timeout)
-        except Exception as exc:
-            raise _classify(exc) from exc
-        raise AssertionError("unreachable: tenacity either returns or reraises")
+        return await call_with_retry(self._policy, fn, _classify)
 
 
 def _combine(counts: list[monitoring_v3.TimeSeries],
