@@ -186,7 +186,7 @@ def _verdict(status: int, reason: str, raw: bytes, truncated: bool, location: st
     return False, detail + (f": {why}" if why else ""), dependencies
 
 
-def _network_failure(exc: BaseException, timeout: float) -> str:
+def network_failure(exc: BaseException, timeout: float) -> str:
     """A short reason for a request that got no (complete) answer."""
     if isinstance(exc, TimeoutError):  # includes aiohttp's ServerTimeoutError
         return f"timeout after {_seconds(timeout)}"
@@ -271,7 +271,7 @@ class HttpChecker:
                 )
                 return result(ok, response.status, detail, dependencies)
         except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
-            return result(False, None, _network_failure(exc, timeout))
+            return result(False, None, network_failure(exc, timeout))
         except Exception as exc:  # a check reports; it never takes the verifier down
             log.exception("HTTP check %s of %s failed unexpectedly", name, url)
             return result(False, None, f"check error: {type(exc).__name__}")

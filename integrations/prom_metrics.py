@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import errno
 import math
-import socket
 import time
 from collections.abc import Awaitable, Callable, Iterable
 
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
+
+from .http_checks import network_failure
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
 ACCEPT = "text/plain;version=0.0.4;q=1.0, */*;q=0.1"
@@ -55,27 +55,6 @@ class MetricsScrapeError(Exception):
 
 # --- fetching -------------------------------------------------------------------------
 
-def _network_failure(exc: BaseException, timeout: float) -> str:
-    if isinstance(exc, TimeoutError):  # includes aiohttp's ServerTimeoutError
-        return f"timeout after {timeout:g}s"
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        os_error = exc.os_error
-        if isinstance(os_error, socket.gaierror):
-            return f"DNS lookup failed for {exc.host}"
-        if isinstance(os_error, ConnectionRefusedError) or os_error.errno == errno.ECONNREFUSED:
-            return "connection refused"
-        return f"cannot connect: {os_error.strerror or os_error}"
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return "server disconnected"
-    if isinstance(exc, aiohttp.InvalidURL):
-        return "invalid URL"
-    if isinstance(exc, aiohttp.ClientPayloadError):
-        return "incomplete response body"
-    if isinstance(exc, OSError):
-        return f"network error: {exc.strerror or exc}"
-    return f"request failed: {type(exc).__name__}: {exc}"
-
-
 async def _read_limited(response: aiohttp.ClientResponse, limit: int) -> bytes | None:
     """The body, or None when it is larger than ``limit``."""
     chunks: list[bytes] = []
@@ -106,7 +85,7 @@ async def _fetch(session: aiohttp.ClientSession, url: str, timeout: float) -> st
         raise
     except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
         raise MetricsScrapeError(
-            f"cannot scrape {url}: {_network_failure(exc, timeout)}", transient=True) from exc
+            f"cannot scrape {url}: {network_failure(exc, timeout)}", transient=True) from exc
     if raw is None:
         raise MetricsScrapeError(f"metrics at {url} are larger than "
                                  f"{MAX_BODY_BYTES // (1024 * 1024)} MiB; not read")
