@@ -40,10 +40,9 @@ class Deps:
     audit: AuditLog
     dedupe: Deduplicator
     http: HttpChecker
+    handoffs: BatchDeferrer  # the listener's cheap, batched path into `jobs`
     monitoring: CloudMonitoring | None = None  # per-revision metrics, where configured
     logs: CloudLogs | None = None
-    handoffs: BatchDeferrer | None = None  # the listener's cheap path into `jobs`
-    extras: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 DEPS_KEY = "deps"

@@ -19,6 +19,3 @@ class RollbackBlock(StrEnum):
     PLAN_HEADER = "rollback.plan.header"
     PLAN_ACTIONS = "rollback.plan.actions"
 
-
-class HomeBlock(StrEnum):
-    HEADER = "home.header"

@@ -155,9 +155,6 @@ class SlackOut:
             pacer = self._pacers[channel] = _Pacer(tokens=float(self.burst))
         return pacer
 
-    async def post_ephemeral(self, channel: str, user: str, message: Message) -> None:
-        await self.client.chat_postEphemeral(channel=channel, user=user, **message.as_kwargs())
-
     async def update(self, channel: str, ts: str, message: Message) -> None:
         """chat.update, coalesced per message: returns once this content, or a newer one
         asked for since, is in Slack. The last content asked for is always sent last."""

@@ -116,10 +116,6 @@ class WorkerSupervisor:
     def pids(self) -> list[int]:
         return [child.pid for child in self._children]
 
-    @property
-    def restarts(self) -> int:
-        return self._restarts
-
     def start(self) -> None:
         self._task = asyncio.create_task(self._watch(), name="worker-supervisor")
 

@@ -21,7 +21,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from bot.rollbacks.model import ACTIVE_STATES, FINAL_STATES, TRANSITIONS, Rollback, State
+from bot.rollbacks.model import ACTIVE_STATES, FINAL_STATES, Rollback, State, can_transition
 from bot.stores.db import use_connection
 
 __all__ = ["UPDATABLE_FIELDS", "ActiveRollbackExists", "RollbackStore", "row_to_rollback"]
@@ -48,7 +48,6 @@ UPDATABLE_FIELDS = frozenset(
 )
 _JSONB_FIELDS = frozenset({"traffic_after", "baseline", "analysis"})
 
-_UNFINISHED = (State.CONFIRMED, State.EXECUTING, State.VERIFYING)
 
 # Bounded retry for create(): the active row we collided with can finish between
 # our INSERT and the SELECT that loads it; then the slot is free and we try again.
@@ -232,7 +231,7 @@ class RollbackStore:
         allowed_from = _states(expected)
         if not allowed_from:
             raise ValueError("expected states must not be empty")
-        bad = [s.value for s in allowed_from if new not in TRANSITIONS[s]]
+        bad = [s.value for s in allowed_from if not can_transition(s, new)]
         if bad:
             raise ValueError(f"transition to {new} not allowed from {', '.join(bad)}")
         parts, params = _assignments(fields)
@@ -280,15 +279,6 @@ class RollbackStore:
                 "SELECT * FROM rollbacks WHERE service = %s"
                 " ORDER BY created_at DESC, id DESC LIMIT %s",
                 (service, limit),
-            )
-
-    async def unfinished(self, states: Iterable[State] = _UNFINISHED) -> list[Rollback]:
-        """Rollbacks a crash may have left mid-flight, oldest first, for recovery at start."""
-        async with self._conn(None) as c:
-            return await self._many(
-                c,
-                "SELECT * FROM rollbacks WHERE state = ANY(%s) ORDER BY created_at, id",
-                ([s.value for s in _states(states)],),
             )
 
     async def expire_proposals(

@@ -249,19 +249,6 @@ async def test_history_newest_first_and_limited(store: RollbackStore) -> None:
     assert [r.service for r in await store.history("web")] == ["web"]
 
 
-async def test_unfinished_lists_mid_flight_rollbacks(store: RollbackStore) -> None:
-    proposed = await _create(store, "a")
-    confirmed = await _create(store, "b")
-    await store.transition(confirmed.id, State.PROPOSED, State.CONFIRMED)
-    executing = await _create(store, "c")
-    await store.transition(executing.id, State.PROPOSED, State.CONFIRMED)
-    await store.transition(executing.id, State.CONFIRMED, State.EXECUTING)
-    failed = await _create(store, "d")
-    await store.transition(failed.id, State.PROPOSED, State.FAILED, error="x")
-    assert [r.id for r in await store.unfinished()] == [confirmed.id, executing.id]
-    assert [r.id for r in await store.unfinished([State.PROPOSED])] == [proposed.id]
-
-
 async def test_expire_proposals_frees_the_slot(
     store: RollbackStore, pool: AsyncConnectionPool[Any]
 ) -> None:
