@@ -3,8 +3,6 @@ so it can ride on the ack) or a durable hand-off to a procrastinate job."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from bot import authz
 from bot.catalog import Catalog
 from bot.deps import Deps
@@ -47,25 +45,18 @@ async def audit_channel_refusal(deps: Deps, user_id: str, service: str,
                            f"{deps.catalog.slack.incident_channel_pattern}"})
 
 
-async def _defer(deps: Deps, task: str, **kwargs: Any) -> None:
-    if deps.handoffs is not None:  # batched, cheap on the listener's event loop
-        await deps.handoffs.defer(task, **kwargs)
-    else:
-        await deps.jobs.configure_task(task).defer_async(**kwargs)
-
-
 async def hand_off_command(deps: Deps, intent: Intent, command: SlashCommand) -> None:
     """Defer the job that answers `command` (runs after the ack)."""
     args = dict(command.as_job_args())
     if isinstance(intent, ListRevisionsIntent):
-        await _defer(deps, LIST_REVISIONS, service=intent.service, command=args)
+        await deps.handoffs.defer(LIST_REVISIONS, service=intent.service, command=args)
     elif isinstance(intent, VerifyIntent):
-        await _defer(deps, VERIFY_NOW, service=intent.service, command=args)
+        await deps.handoffs.defer(VERIFY_NOW, service=intent.service, command=args)
     elif isinstance(intent, HistoryIntent):
-        await _defer(deps, HISTORY, service=intent.service, command=args)
+        await deps.handoffs.defer(HISTORY, service=intent.service, command=args)
     elif isinstance(intent, RollbackIntent):
-        await _defer(deps, PROPOSE, service=intent.service, revision=intent.revision,
-                     dry_run=intent.dry_run, command=args)
+        await deps.handoffs.defer(PROPOSE, service=intent.service, revision=intent.revision,
+                                  dry_run=intent.dry_run, command=args)
     else:
         raise ValueError(f"no job for {type(intent).__name__}")
 
@@ -90,4 +81,4 @@ def revision_button_intent(click: ButtonClick, catalog: Catalog
 
 
 async def hand_off_decision(deps: Deps, click: ButtonClick, confirm: bool) -> None:
-    await _defer(deps, CONFIRM if confirm else CANCEL, click=dict(click.as_job_args()))
+    await deps.handoffs.defer(CONFIRM if confirm else CANCEL, click=dict(click.as_job_args()))

@@ -18,7 +18,7 @@ from bot.messages import refusals
 from bot.messages.base import ephemeral_error
 from bot.messages.plan import plan_card
 from bot.plans import Plan, PlanError, build_plan
-from bot.rollbacks.model import State
+from bot.rollbacks.model import Rollback, State
 from bot.rollbacks.store import ActiveRollbackExists
 
 log = logging.getLogger(__name__)
@@ -69,9 +69,13 @@ async def _refused_as_busy(deps: Deps, service: str, command: SlashCommand) -> b
     age = (dt.datetime.now(dt.UTC) - active.created_at).total_seconds()
     if active.state == State.PROPOSED and age > PROPOSAL_TTL_SECONDS:
         return False  # about to expire in _open_proposal: not in the way
+    await _say_busy(deps, command, active)
+    return True
+
+
+async def _say_busy(deps: Deps, command: SlashCommand, active: Rollback) -> None:
     await deps.slack.respond(command.response_url, refusals.active_rollback_exists(
         active, await _permalink(deps, active.channel_id, active.card_ts)))
-    return True
 
 
 async def _repeated(deps: Deps, command: SlashCommand) -> bool:
@@ -103,8 +107,7 @@ async def _open_proposal(deps: Deps, plan: Plan, command: SlashCommand) -> None:
                 rollback_id=rollback.id,
                 details={"target": plan.target.name, "traffic_before": plan.current_traffic})
     except ActiveRollbackExists as exc:
-        await deps.slack.respond(command.response_url, refusals.active_rollback_exists(
-            exc.active, await _permalink(deps, exc.active.channel_id, exc.active.card_ts)))
+        await _say_busy(deps, command, exc.active)
         return
     try:
         card_ts = await deps.slack.post(command.channel_id, plan_card(plan, rollback))
