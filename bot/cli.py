@@ -11,6 +11,9 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
 
 from bot.catalog import Catalog, CatalogError, load_catalog
 from bot.config import Settings
@@ -23,8 +26,24 @@ class StartupError(Exception):
     """Configuration that stops the bot from starting; the message says what to fix."""
 
 
+def _settings() -> Settings:
+    """Settings from the environment; a bad value stops start-up naming the variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(_problem(error) for error in exc.errors())
+        raise StartupError(f"invalid environment: {problems} (see .env.example)") from None
+
+
+def _problem(error: Any) -> str:
+    name = ".".join(str(part) for part in error["loc"])
+    # The value is shown to help, except where it may be a credential.
+    secret = any(word in name for word in ("TOKEN", "SECRET", "URL"))
+    return f"{name}{'' if secret else '=' + repr(error['input'])}: {error['msg']}"
+
+
 def _load(require: Sequence[str] = ()) -> tuple[Settings, Catalog]:
-    settings = Settings()
+    settings = _settings()
     missing = [name for name in settings.missing_for_serving() if name in require]
     if missing:
         raise StartupError(
@@ -168,7 +187,7 @@ async def emulate(with_stores: bool, slack_port: int, google_port: int, target_p
 async def run_migrations() -> None:
     from bot.stores.migrations import migrate
 
-    settings = Settings()
+    settings = _settings()
     if not settings.database_url:
         raise StartupError("missing environment variable: DATABASE_URL")
     applied = await migrate(settings.database_url)

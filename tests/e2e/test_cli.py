@@ -270,6 +270,22 @@ def test_serve_without_signing_secret_exits_2_naming_it() -> None:
     assert "SLACK_BOT_TOKEN" not in result.stderr
 
 
+@pytest.mark.parametrize("workers", ["many", "-1", "99"])
+def test_serve_with_bad_worker_count_exits_2_naming_it(workers: str) -> None:
+    result = _run_serve(_serving_env(ROLLBOT_WORKERS=workers))
+    assert result.returncode == 2, result.stderr
+    assert f"ROLLBOT_WORKERS={workers!r}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_worker_without_database_exits_2_naming_it() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "worker"], cwd=ROOT, env=_serving_env(DATABASE_URL=""),
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=20)
+    assert result.returncode == 2, result.stderr
+    assert "DATABASE_URL" in result.stderr and "SLACK_BOT_TOKEN" not in result.stderr
+
+
 def test_serve_with_broken_catalog_exits_2_naming_file_and_key(tmp_path: Path) -> None:
     text = (ROOT / "rollbot.toml").read_text(encoding="utf-8")
     broken = re.sub(r"(?m)^window_seconds = 120\b.*$", 'window_seconds = "two minutes"', text,
