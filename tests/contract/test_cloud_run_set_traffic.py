@@ -5,37 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
 import grpc
 import pytest
-import pytest_asyncio
 from google.cloud import run_v2
 
 from integrations.cloud_run import CloudRunError, GoogleCloudRun, RetryPolicy
 from integrations.emulators.google import GoogleEmulator, methods
-from integrations.emulators.world import default_world
-from integrations.gcp import GoogleClients, make_google_clients
+from integrations.gcp import GoogleClients
 
 API = "medicalcor-api"
 TARGET = "medicalcor-api-00014-def"
 FAST = RetryPolicy(attempts=3, total_seconds=5, initial_wait=0.01, max_wait=0.02,
                    call_timeout=3, operation_timeout=3)
-
-
-@pytest_asyncio.fixture
-async def emulator() -> AsyncIterator[GoogleEmulator]:
-    emu = GoogleEmulator(default_world(), operation_delay=0.0)
-    await emu.start()
-    yield emu
-    await emu.stop()
-
-
-@pytest_asyncio.fixture
-async def clients(emulator: GoogleEmulator) -> AsyncIterator[GoogleClients]:
-    made = make_google_clients(emulator.address)
-    yield made
-    await made.close()
 
 
 def _cloud_run(clients: GoogleClients, emulator: GoogleEmulator) -> GoogleCloudRun:

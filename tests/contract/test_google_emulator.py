@@ -10,7 +10,6 @@ import asyncio
 import datetime as dt
 import re
 import time
-from collections.abc import AsyncIterator
 
 import grpc
 import pytest
@@ -25,8 +24,8 @@ from google.protobuf import duration_pb2
 
 from integrations.emulators.google import GoogleEmulator, methods, secret_payload
 from integrations.emulators.google.common import crc32c
-from integrations.emulators.world import UTC, EmuLogEntry, default_world
-from integrations.gcp import GoogleClients, make_google_clients
+from integrations.emulators.world import UTC, EmuLogEntry
+from integrations.gcp import GoogleClients
 
 API = "medicalcor-api"
 REVISION = run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION
@@ -36,21 +35,6 @@ FAST_RETRY = retry_async.AsyncRetry(
     initial=0.01, maximum=0.02, predicate=retry_async.if_exception_type(gexc.ServiceUnavailable),
     timeout=2.0,
 )
-
-
-@pytest_asyncio.fixture
-async def emulator() -> AsyncIterator[GoogleEmulator]:
-    emu = GoogleEmulator(default_world(), operation_delay=0.0)
-    await emu.start()
-    yield emu
-    await emu.stop()
-
-
-@pytest_asyncio.fixture
-async def clients(emulator: GoogleEmulator) -> AsyncIterator[GoogleClients]:
-    made = make_google_clients(emulator.address)
-    yield made
-    await made.close()
 
 
 def rev_target(revision: str, percent: int) -> run_v2.TrafficTarget:

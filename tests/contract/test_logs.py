@@ -16,7 +16,7 @@ from google.cloud.logging_v2 import types as logging_types
 from integrations.cloud_run import RetryPolicy
 from integrations.emulators.google import GoogleEmulator, methods
 from integrations.emulators.world import UTC, EmuLogEntry, default_world
-from integrations.gcp import GoogleClients, make_google_clients
+from integrations.gcp import GoogleClients
 from integrations.logs import (
     CloudLogs,
     ErrorLogSummary,
@@ -42,6 +42,7 @@ def log(minutes: float, message: str, severity: str = "ERROR", service: str = AP
 
 @pytest_asyncio.fixture
 async def emulator() -> AsyncIterator[GoogleEmulator]:
+    """Overrides conftest's: the default world with these logs (conftest's `clients` use it)."""
     emu = GoogleEmulator(default_world(), operation_delay=0.0)
     emu.world.logs[:] = [
         log(-5, "before the window: timeout after 9ms"),
@@ -59,13 +60,6 @@ async def emulator() -> AsyncIterator[GoogleEmulator]:
     await emu.start()
     yield emu
     await emu.stop()
-
-
-@pytest_asyncio.fixture
-async def clients(emulator: GoogleEmulator) -> AsyncIterator[GoogleClients]:
-    made = make_google_clients(emulator.address)
-    yield made
-    await made.close()
 
 
 @pytest.fixture

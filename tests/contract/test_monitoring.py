@@ -24,20 +24,13 @@ from integrations.emulators.target_app import TargetApp
 from integrations.emulators.world import EmuTrafficTarget, RequestMetrics, World, default_world
 from integrations.gcp import GoogleClients, make_google_clients
 from integrations.monitoring import GoogleCloudMonitoring, MonitoringError, RevisionMetrics
+from tests.contract.conftest import FakeClock
 
 API = "medicalcor-api"
 BAD = "medicalcor-api-00015-abc"
 GOOD = "medicalcor-api-00014-def"
 REGION = "europe-west3"
 FAST = RetryPolicy(attempts=4, initial_wait=0.01, max_wait=0.02, call_timeout=2.0)
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @dataclasses.dataclass

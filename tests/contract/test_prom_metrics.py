@@ -23,18 +23,11 @@ from integrations.prom_metrics import (
     scrape,
     window,
 )
+from tests.contract.conftest import FakeClock
 
 API = "medicalcor-api"
 GOOD = "medicalcor-api-00014-def"
 INF = math.inf
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest_asyncio.fixture

@@ -7,62 +7,31 @@ import json
 import socket
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import parse_qs
 
 import aiohttp
 import pytest
 import pytest_asyncio
-from aiohttp import web
-from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from integrations.emulators.slack import SlackEmulator
 from integrations.emulators.slack.control import check_app_url, is_loopback_host
+from tests.contract.conftest import SlackReceiver
 
 SECRET = "control-signing-secret"
 INCIDENT = "C0INCIDENT"
 
 
-class TinyApp:
-    """An app endpoint that verifies Slack's signature and acks with a fixed body."""
-
-    def __init__(self) -> None:
-        self.verifier = SignatureVerifier(SECRET)
-        self.forms: list[dict[str, str]] = []
-        self.runner: web.AppRunner | None = None
-        self.url = ""
-
-    async def handle(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        if not self.verifier.is_valid_request(body, dict(request.headers)):
-            return web.Response(status=401, text="invalid signature")
-        self.forms.append({k: v[0] for k, v in parse_qs(body.decode()).items()})
-        return web.json_response({"response_type": "ephemeral", "text": "on it"})
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_post("/slack/events", self.handle)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", 0).start()
-        self.url = f"http://127.0.0.1:{self.runner.addresses[0][1]}/slack/events"
-
-
 @pytest_asyncio.fixture
 async def emu() -> AsyncIterator[SlackEmulator]:
-    emulator = SlackEmulator(signing_secret=SECRET)
-    await emulator.start("127.0.0.1", 0)
-    yield emulator
-    await emulator.stop()
+    async with SlackEmulator(signing_secret=SECRET) as emulator:  # 127.0.0.1: control API on
+        yield emulator
 
 
 @pytest_asyncio.fixture
-async def app() -> AsyncIterator[TinyApp]:
-    tiny = TinyApp()
-    await tiny.start()
-    yield tiny
-    assert tiny.runner is not None
-    await tiny.runner.cleanup()
+async def app() -> AsyncIterator[SlackReceiver]:
+    ack = json.dumps({"response_type": "ephemeral", "text": "on it"})
+    async with SlackReceiver(SECRET, ack_body=ack) as receiver:
+        yield receiver
 
 
 @pytest_asyncio.fixture
@@ -127,7 +96,7 @@ async def test_non_loopback_app_url_is_refused(
 
 
 async def test_command_is_delivered_signed_and_answered(
-    emu: SlackEmulator, app: TinyApp, http: aiohttp.ClientSession
+    emu: SlackEmulator, app: SlackReceiver, http: aiohttp.ClientSession
 ) -> None:
     status, result = await _post(http, f"{emu.base_url}/_emulator/command", {
         "app_url": app.url, "text": "api", "user_id": "U0ALICE", "channel_id": INCIDENT})
@@ -158,7 +127,7 @@ async def test_command_is_delivered_signed_and_answered(
 
 
 async def test_command_options_are_passed_through(
-    emu: SlackEmulator, app: TinyApp, http: aiohttp.ClientSession
+    emu: SlackEmulator, app: SlackReceiver, http: aiohttp.ClientSession
 ) -> None:
     status, _ = await _post(http, f"{emu.base_url}/_emulator/command", {
         "app_url": app.url.replace("127.0.0.1", "localhost"), "text": "help",
@@ -189,7 +158,7 @@ async def test_calls_lists_web_api_calls(emu: SlackEmulator, http: aiohttp.Clien
 
 
 async def test_click_is_delivered(
-    emu: SlackEmulator, app: TinyApp, http: aiohttp.ClientSession
+    emu: SlackEmulator, app: SlackReceiver, http: aiohttp.ClientSession
 ) -> None:
     client = AsyncWebClient(token=emu.bot_token, base_url=emu.api_url)
     posted = await client.chat_postMessage(channel=INCIDENT, text="Roll back?", blocks=[
@@ -210,7 +179,7 @@ async def test_click_is_delivered(
 
 
 async def test_bad_requests_are_explained(
-    emu: SlackEmulator, app: TinyApp, http: aiohttp.ClientSession
+    emu: SlackEmulator, app: SlackReceiver, http: aiohttp.ClientSession
 ) -> None:
     control = f"{emu.base_url}/_emulator"
     status, body = await _post(http, f"{control}/click", {

@@ -22,6 +22,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from integrations.emulators.slack import SlackCall, SlackEmulator
+from tests.contract.conftest import SlackReceiver
 
 SECRET = "emulator-signing-secret"
 INCIDENT = "C0INCIDENT"
@@ -29,10 +30,8 @@ INCIDENT = "C0INCIDENT"
 
 @pytest_asyncio.fixture
 async def emu() -> AsyncIterator[SlackEmulator]:
-    emulator = SlackEmulator(signing_secret=SECRET)
-    await emulator.start()
-    yield emulator
-    await emulator.stop()
+    async with SlackEmulator(signing_secret=SECRET) as emulator:
+        yield emulator
 
 
 @pytest.fixture
@@ -40,39 +39,10 @@ def client(emu: SlackEmulator) -> AsyncWebClient:
     return AsyncWebClient(token=emu.bot_token, base_url=emu.api_url)
 
 
-class Receiver:
-    """A minimal app endpoint that verifies signatures the way Slack apps must."""
-
-    def __init__(self) -> None:
-        self.verifier = SignatureVerifier(SECRET)
-        self.bodies: list[bytes] = []
-        self.ack_body = ""
-        self.runner: web.AppRunner | None = None
-        self.url = ""
-
-    async def handle(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        if not self.verifier.is_valid_request(body, dict(request.headers)):
-            return web.Response(status=401, text="invalid signature")
-        self.bodies.append(body)
-        return web.Response(text=self.ack_body, content_type="application/json")
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_post("/slack/events", self.handle)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", 0).start()
-        self.url = f"http://127.0.0.1:{self.runner.addresses[0][1]}/slack/events"
-
-
 @pytest_asyncio.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    rec = Receiver()
-    await rec.start()
-    yield rec
-    assert rec.runner is not None
-    await rec.runner.cleanup()
+async def receiver() -> AsyncIterator[SlackReceiver]:
+    async with SlackReceiver(SECRET) as rec:
+        yield rec
 
 
 def _approval_blocks() -> list[dict]:
@@ -228,7 +198,7 @@ async def test_wait_for_future_calls_and_timeout_dump(
 
 
 async def test_send_command_is_signed_and_shaped_like_slack(
-        emu: SlackEmulator, receiver: Receiver) -> None:
+        emu: SlackEmulator, receiver: SlackReceiver) -> None:
     receiver.ack_body = json.dumps({"response_type": "ephemeral", "text": "On it"})
     result = await emu.send_command(receiver.url, "api 00014-def", user_id="U0ALICE",
                                     channel_id=INCIDENT)
@@ -258,7 +228,7 @@ async def test_send_command_is_signed_and_shaped_like_slack(
 
 
 async def test_click_payloads_and_response_urls(
-        emu: SlackEmulator, client: AsyncWebClient, receiver: Receiver) -> None:
+        emu: SlackEmulator, client: AsyncWebClient, receiver: SlackReceiver) -> None:
     posted = await client.chat_postMessage(channel=INCIDENT, text="Approve?",
                                            blocks=_approval_blocks())
     result = await emu.click(receiver.url, action_id="approve", user_id="U0BOB",

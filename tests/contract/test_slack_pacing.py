@@ -21,10 +21,8 @@ INCIDENT, GENERAL = "C0INCIDENT", "C0GENERAL"
 
 @pytest_asyncio.fixture
 async def emu() -> AsyncIterator[SlackEmulator]:
-    emulator = SlackEmulator(signing_secret="pacing-secret")
-    await emulator.start()
-    yield emulator
-    await emulator.stop()
+    async with SlackEmulator(signing_secret="pacing-secret") as emulator:
+        yield emulator
 
 
 @pytest_asyncio.fixture

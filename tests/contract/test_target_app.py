@@ -13,18 +13,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from integrations.emulators.target_app import TargetApp, image_tag
 from integrations.emulators.world import EmuTrafficTarget, World, default_world
+from tests.contract.conftest import FakeClock
 
 API = "medicalcor-api"
 BAD = "medicalcor-api-00015-abc"
 GOOD = "medicalcor-api-00014-def"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest_asyncio.fixture
