@@ -289,6 +289,32 @@ async def test_latency_faults(clients: GoogleClients, emulator: GoogleEmulator) 
     assert time.monotonic() - start < 0.2
 
 
+async def test_applied_waits_are_recorded(clients: GoogleClients, emulator: GoogleEmulator,
+                                          ) -> None:
+    """A benchmark compares its run with the waits the emulator really applied: each
+    call's injected wait and each operation's start and end, as they happened."""
+    emulator.operation_delay = 0.05
+    emulator.faults.latency_all = 0.03
+    world = emulator.world
+    before = time.monotonic()
+    svc = await clients.services.get_service(name=world.service_name(API))
+    svc.traffic = [rev_target("medicalcor-api-00014-def", 100)]
+    op = await clients.services.update_service(service=svc)
+    await op.result(timeout=5)
+    get = emulator.calls_to(methods.GET_SERVICE)[-1]
+    update = emulator.calls_to(methods.UPDATE_SERVICE)[-1]
+    for call in (get, update):
+        assert call.waited is not None
+        began, ended = call.waited
+        assert began == call.time >= before and ended - began >= 0.03
+    (started, finished), = emulator.operation_timings().values()
+    assert update.waited is not None and started >= update.waited[1]
+    assert finished is not None and finished - started >= 0.05
+    emulator.faults.clear()
+    await clients.services.get_service(name=world.service_name(API))
+    assert emulator.calls_to(methods.GET_SERVICE)[-1].waited is None  # nothing injected
+
+
 # --- Secret Manager ---------------------------------------------------------------
 async def test_secrets(clients: GoogleClients, emulator: GoogleEmulator) -> None:
     world = emulator.world

@@ -200,9 +200,12 @@ async def test_wait_for_future_calls_and_timeout_dump(
 async def test_send_command_is_signed_and_shaped_like_slack(
         emu: SlackEmulator, receiver: SlackReceiver) -> None:
     receiver.ack_body = json.dumps({"response_type": "ephemeral", "text": "On it"})
+    called = time.monotonic()
     result = await emu.send_command(receiver.url, "api 00014-def", user_id="U0ALICE",
                                     channel_id=INCIDENT)
     assert result.status == 200 and result.acked_in_time
+    # When the signed request left: a benchmark's clock starts there.
+    assert called <= result.sent_at <= called + result.elapsed + 1
     form = {k: v[0] for k, v in parse_qs(receiver.bodies[0].decode()).items()}
     assert form["command"] == "/rollback" and form["text"] == "api 00014-def"
     assert (form["user_id"], form["user_name"]) == ("U0ALICE", "alice")

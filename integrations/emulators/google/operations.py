@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import time
 import uuid
 from collections.abc import Callable
 
@@ -23,6 +24,8 @@ class _PendingOp:
     complete: Callable[[], message.Message]  # applies the change, returns the response
     done: asyncio.Event
     timer: asyncio.TimerHandle | None = None
+    started: float = 0.0  # monotonic, for a benchmark's account of the waits
+    finished: float | None = None
 
 
 def _pack(msg: message.Message) -> any_pb2.Any:
@@ -48,7 +51,8 @@ class OperationStore:
         """Record a new operation under ``parent`` (projects/P/locations/L)."""
         name = f"{parent}/operations/{uuid.uuid4()}"
         proto = operations_pb2.Operation(name=name, done=False, metadata=_pack(metadata))
-        op = _PendingOp(proto=proto, complete=complete, done=asyncio.Event())
+        op = _PendingOp(proto=proto, complete=complete, done=asyncio.Event(),
+                        started=time.monotonic())
         self._ops[name] = op
         if delay <= 0 and not self._never_finish():
             self._finish(op)
@@ -64,7 +68,13 @@ class OperationStore:
         response = op.complete()
         op.proto.response.CopyFrom(_pack(response))
         op.proto.done = True
+        op.finished = time.monotonic()
         op.done.set()
+
+    def timings(self) -> dict[str, tuple[float, float | None]]:
+        """Each operation's (start, finish) as it happened, monotonic; finish None
+        while not done. The delay a timer really gives overshoots the one asked for."""
+        return {name: (op.started, op.finished) for name, op in self._ops.items()}
 
     def close(self) -> None:
         for op in self._ops.values():

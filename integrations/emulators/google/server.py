@@ -47,11 +47,15 @@ from .operations import OperationStore
 from .secret_manager import SecretManagerApi
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass
 class RecordedCall:
     method: str  # "package.Service/Method"
     request: Any  # the deserialized request message
     time: float  # time.monotonic() at arrival
+    # The injected latency as applied: (start, end) of the wait, monotonic. A timer
+    # overshoots what it was asked for (epoll counts whole milliseconds), and a
+    # benchmark comparing its run with the waits it injected needs the real ones.
+    waited: tuple[float, float] | None = None
 
 
 # (method, request deserializer, response serializer, implementation)
@@ -131,6 +135,11 @@ class GoogleEmulator:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
+    def operation_timings(self) -> dict[str, tuple[float, float | None]]:
+        """Each long-running operation's (start, finish), monotonic (finish None while
+        running): how long the emulator really took, for a benchmark's critical path."""
+        return self._operations.timings()
+
     def calls_to(self, method: str) -> list[RecordedCall]:
         return [c for c in self.calls if c.method == method]
 
@@ -138,10 +147,12 @@ class GoogleEmulator:
     def _handler(self, method: str, impl: Callable[[Any], Any],
                  ) -> Callable[[Any, grpc.aio.ServicerContext], Any]:
         async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            self.calls.append(RecordedCall(method, request, time.monotonic()))
+            call = RecordedCall(method, request, time.monotonic())
+            self.calls.append(call)
             outcome = self.faults.take(method)
             if outcome.latency > 0:
                 await asyncio.sleep(outcome.latency)
+                call.waited = (call.time, time.monotonic())
             if outcome.code is not None:
                 await context.abort(outcome.code, outcome.message)
             try:
