@@ -1,4 +1,5 @@
-"""Immediate checks after a rollback (runbook: "Immediate Checks (Within 2 Minutes)").
+"""Immediate checks after a rollback (runbook: "Immediate Checks (Within 2 Minutes)"),
+and the first of them, the runbook's "Check the serving revision" (`serving_check`).
 
 Which URLs to check comes from the catalog's service section; how long and how often
 to look comes from its `verification` section. All checks run at once; a failing
@@ -18,6 +19,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from bot.catalog import ServiceSection, VerificationSection
+from bot.messages.plan import traffic_plain
 from integrations.http_checks import CheckResult, JsonExpectation
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,26 @@ class Checker(Protocol):
                     expect_status: int | None = None,
                     expect_json: Mapping[str, JsonExpectation] | None = None,
                     ) -> CheckResult: ...
+
+
+SERVING = "serving"
+
+
+def serving_check(requested: Mapping[str, int], serving: Mapping[str, int] | None,
+                  before: Mapping[str, int] | None, *, elapsed_ms: float,
+                  error: str | None = None) -> CheckResult:
+    """Step 4 of the runbook, "Check the serving revision": what Cloud Run serves, read
+    back after the change (`serving`; None with `error` when it could not be read),
+    passes only if it is what was asked for."""
+    if serving is None:
+        detail, ok = f"could not read Cloud Run: {error or 'no answer'}", False
+    elif dict(serving) == dict(requested):
+        detail, ok = f"{traffic_plain(serving)}, as asked (before: {traffic_plain(before)})", True
+    else:
+        detail = f"{traffic_plain(serving)}, but {traffic_plain(requested)} was asked for"
+        ok = False
+    return CheckResult(name=SERVING, url="", ok=ok, status=None, detail=detail,
+                       elapsed_ms=elapsed_ms, kind="cloud_run")
 
 
 def _smoke_name(url: str) -> str:

@@ -38,6 +38,9 @@ class CheckResult:
     elapsed_ms: float
     attempts: int = 1
     dependencies: dict[str, str] = dataclasses.field(default_factory=dict)  # /ready "checks"
+    # What answered: "http" (status is its HTTP status), "command" (its exit code),
+    # "cloud_run" (a read of the service; no status).
+    kind: str = "http"
 
 
 def _short(text: str, limit: int = MAX_DETAIL_CHARS) -> str:

@@ -36,17 +36,6 @@ def announcement(rollback: Rollback) -> Message:
     return _message(text)
 
 
-def traffic_line(before: dict[str, int], after: dict[str, int]) -> Message:
-    """Cloud Run accepted the change: what serves now, and what served before."""
-    text = (f"Traffic shifted. Cloud Run now serves: {traffic_plain(after)} "
-            f"(before: {traffic_plain(before)})")
-    return _message(
-        text,
-        mrkdwn_section(clip(f"🔀 Traffic shifted. Cloud Run now serves: {traffic_mrkdwn(after)}")),
-        context(clip(f"Before: {traffic_mrkdwn(before)}")),
-    )
-
-
 def traffic_failed(
     error: str,
     traffic_now: dict[str, int] | None,
@@ -81,9 +70,10 @@ def traffic_failed(
 
 def _check_parts(result: CheckResult) -> list[str]:
     parts = []
-    status = str(result.status) if result.status is not None else "no answer"
-    if not result.detail.startswith(status):
-        parts.append(status)
+    if result.kind == "http":  # a command's exit code and a Cloud Run read are in detail
+        status = str(result.status) if result.status is not None else "no answer"
+        if not result.detail.startswith(status):
+            parts.append(status)
     if result.detail:
         parts.append(result.detail)
     parts.append(f"{result.elapsed_ms:.0f} ms")
@@ -152,7 +142,7 @@ def verdict(
     serves = traffic_mrkdwn(rollback.traffic_after or {rollback.target_revision: 100})
     who = context(clip(f"#{rollback.id} · {people(rollback)}"))
     if error is None and not failed:
-        if results:
+        if any(r.kind != "cloud_run" for r in results):  # a serving check alone: unchecked
             head = (f"✅ *Rollback verified* — {rollback.service} serves {serves} · "
                     f"{len(results)}/{len(results)} checks passed")
             text = f"✅ Rollback verified: {rollback.service} → {rollback.target_revision}"

@@ -4,8 +4,9 @@ Run inline by the confirm job (no job hand-off on the way to Cloud Run), or as t
 `execute` job when recovery resumes a rollback. Cloud Run's read of the service
 overlaps what must come before the change (the click's authorization and commit,
 the announcement, the move to `executing` and its audit row, committed); the
-update is sent only after those. After the read-back, the traffic line and the
-move to `verifying` run beside the first checks, which report once both are done.
+update is sent only after those. The read-back of the service is the first check
+("serving"): its line and the move to `verifying` run beside the other checks,
+whose lines follow once both are done.
 Idempotent: the moves are conditional, and a rollback resumed after a crash (state
 already `executing`) re-applies the same traffic, which Cloud Run treats as a no-op
 if it had gone through.
@@ -17,12 +18,14 @@ import asyncio
 import dataclasses
 import datetime as dt
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from bot.deps import Deps
-from bot.messages.thread import announcement, recovery_note, traffic_failed, traffic_line, verdict
+from bot.messages.thread import announcement, recovery_note, traffic_failed, verdict
 from bot.metrics import record_rollback_outcome
 from bot.rollbacks.model import Rollback, State
+from bot.verification import serving_check
 from bot.workflow import verify
 from bot.workflow.posting import RollbackView, in_thread
 from integrations.cloud_run import CloudRunError
@@ -101,6 +104,7 @@ async def shift_traffic(
         confirmed.append(current)
         started.append(await _before_change(deps, current, view, resumed))
 
+    began = time.monotonic()
     try:
         state = await deps.cloud_run.set_traffic(
             rollback.cloud_run_service, region, {rollback.target_revision: 100},
@@ -121,16 +125,13 @@ async def shift_traffic(
     executing = started[0]
     after = state.serving()
     changed_at = dt.datetime.now(dt.UTC)
-
-    async def begin_verifying() -> Rollback | None:
-        # The traffic line and the move to `verifying` are independent of each other.
-        _, verifying = await asyncio.gather(
-            in_thread(deps, executing, traffic_line(executing.traffic_before, after)),
-            _mark_verifying(deps, executing, after))
-        return verifying  # verify_rollback refreshes the card after the first check line
-
-    await verify.verify_rollback(deps, executing, view, changed_at=changed_at,
-                                 begun=asyncio.ensure_future(begin_verifying()))
+    # The read-back that ended set_traffic is the first check: the runbook's "Check the
+    # serving revision". Its line goes out beside the move to `verifying`.
+    serving = serving_check({executing.target_revision: 100}, after, executing.traffic_before,
+                            elapsed_ms=(time.monotonic() - began) * 1000)
+    await verify.verify_rollback(
+        deps, executing, view, changed_at=changed_at, serving=serving,
+        begun=asyncio.ensure_future(_mark_verifying(deps, executing, after)))
 
 
 async def _mark_verifying(deps: Deps, rollback: Rollback,

@@ -138,7 +138,8 @@ async def resume_inline(deps: Deps, rollback: Rollback, *, job_id: int | None) -
     async with RollbackView(deps, rollback) as view:
         if rollback.state == State.VERIFYING:
             await verify.verify_rollback(deps, rollback, view,
-                                         changed_at=dt.datetime.now(dt.UTC))
+                                         changed_at=dt.datetime.now(dt.UTC),
+                                         serving=await verify.read_serving(deps, rollback))
         else:
             await execute.shift_traffic(deps, rollback, view)
     return True

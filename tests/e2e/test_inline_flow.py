@@ -8,6 +8,7 @@ import json
 import time
 from typing import Any, cast
 
+import grpc
 import psycopg
 
 from bot.jobs_names import CONFIRM as CONFIRM_TASK
@@ -17,6 +18,7 @@ from bot.rollbacks.model import State
 from bot.workflow import recovery
 from integrations.cloud_run import GoogleCloudRun
 from integrations.emulators.google import methods
+from integrations.emulators.world import EmuTrafficTarget
 from tests.e2e.conftest import RunningBot, start_bot
 from tests.e2e.test_rollback_flow import (
     API,
@@ -189,6 +191,50 @@ async def test_crash_mid_inline_rollback_is_resumed_exactly_once(
     # The clicker is not told "already handled" by the retry of their own click.
     assert not [c for c in slack.calls_to("response_url") if "already" in json.dumps(c.args)]
     assert running_bot.world.world.serving(API) == {TARGET: 100}
+
+
+async def test_resumed_verification_reads_what_serves_again(
+    running_bot: RunningBot, database_url: str, fresh_redis_url: str
+) -> None:
+    """Killed in `verifying`: the resumed verification's serving check is a fresh read
+    of Cloud Run, not the row's memory of it."""
+    rollback_id = await _crash_with_confirm_job(running_bot, database_url,
+                                                state=State.VERIFYING)
+    world = running_bot.world
+    world.world.services[API].traffic = [EmuTrafficTarget(revision=TARGET, percent=100)]
+    reads_before = len(world.google.calls_to(methods.GET_SERVICE))
+    restarted = await start_bot(world, database_url, fresh_redis_url)
+    try:
+        line = await world.slack.wait_for("chat.postMessage", _text_starts("✅ serving"),
+                                          timeout=15)
+        rollback = await _wait_state(restarted, State.SUCCEEDED, State.FAILED, within=15)
+    finally:
+        await restarted.stop()
+        _forget_stopped(running_bot)
+    assert line.args["text"].startswith(f"✅ serving · {TARGET} 100%, as asked")
+    assert rollback.id == rollback_id and rollback.verdict == "verified"
+    assert len(world.google.calls_to(methods.GET_SERVICE)) > reads_before
+    assert not world.google.calls_to(UPDATE_SERVICE)  # verifying: nothing to change
+
+
+async def test_resumed_verification_that_cannot_read_cloud_run_fails_saying_so(
+    running_bot: RunningBot, database_url: str, fresh_redis_url: str
+) -> None:
+    await _crash_with_confirm_job(running_bot, database_url, state=State.VERIFYING)
+    world = running_bot.world
+    world.google.faults.inject(methods.GET_SERVICE, grpc.StatusCode.PERMISSION_DENIED,
+                               count=-1, message="caller lacks run.services.get")
+    restarted = await start_bot(world, database_url, fresh_redis_url)
+    try:
+        line = await world.slack.wait_for("chat.postMessage", _text_starts("❌ serving"),
+                                          timeout=15)
+        rollback = await _wait_state(restarted, State.SUCCEEDED, State.FAILED, within=15)
+    finally:
+        await restarted.stop()
+        _forget_stopped(running_bot)
+    assert "could not read Cloud Run" in line.args["text"]
+    assert "run.services.get" in line.args["text"]
+    assert rollback.verdict == "failed"
 
 
 async def test_retried_confirm_job_leaves_a_rollback_another_job_carries(

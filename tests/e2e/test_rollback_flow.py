@@ -12,6 +12,7 @@ import psycopg
 
 from bot.rollbacks.model import Rollback, State
 from integrations.emulators.slack import SlackCall
+from integrations.emulators.world import EmuTrafficTarget
 from tests.e2e.conftest import RunningBot, start_bot
 
 ALICE = {"user_id": "U0ALICE", "channel_id": "C0INCIDENT", "channel_name": "inc-api-outage"}
@@ -19,6 +20,8 @@ UPDATE_SERVICE = "google.cloud.run.v2.Services/UpdateService"
 GET_REVISION = "google.cloud.run.v2.Revisions/GetRevision"
 API = "medicalcor-api"
 TARGET = "medicalcor-api-00014-def"
+SERVING = "medicalcor-api-00015-abc"  # what serves before the rollback
+GET_SERVICE = "google.cloud.run.v2.Services/GetService"
 CONFIRM = "rollback.confirm"
 CANCEL = "rollback.cancel"
 
@@ -104,6 +107,10 @@ async def test_happy_path_confirm_shift_verify(running_bot: RunningBot) -> None:
               if c.args.get("thread_ts") == announcement.response["ts"]]
     assert any("health" in _text(c) for c in thread)
     assert any("database" in _text(c) for c in thread)  # /ready's dependency checks
+    # The first check line is the runbook's "Check the serving revision": the read-back.
+    first_check = next(c for c in thread if str(c.args["text"]).startswith(("✅", "❌")))
+    assert first_check.args["text"].startswith(
+        f"✅ serving · {TARGET} 100%, as asked (before: medicalcor-api-00015-abc 100%) · ")
     actions = [e.action for e in await running_bot.runtime.deps.audit.for_rollback(rollback.id)]
     assert actions[:4] == ["propose", "confirm", "traffic_change_started", "traffic_changed"]
     assert actions[-1] == "verified"
@@ -185,6 +192,50 @@ async def test_unhealthy_after_rollback_is_a_failed_verdict(running_bot: Running
     assert "health" in _text(verdict)
     rollback = await _wait_state(running_bot, State.FAILED)
     assert rollback.verdict == "failed"
+
+
+async def test_traffic_changed_under_the_rollback_fails_the_serving_check(
+    running_bot: RunningBot,
+) -> None:
+    """Someone splits the traffic between the operation and the read-back: the serving
+    check says what serves, the verdict fails, whatever the health checks say."""
+    world = running_bot.world
+    card = await _propose(running_bot)
+    world.google.faults.delay(GET_SERVICE, 0.5)  # the read-back comes late
+    await _click(running_bot, card, CONFIRM, "U0BOB")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while world.world.serving(API) != {TARGET: 100}:  # the operation is done
+        assert loop.time() < deadline, "traffic never shifted"
+        await asyncio.sleep(0.005)
+    world.world.services[API].traffic = [EmuTrafficTarget(revision=TARGET, percent=50),
+                                         EmuTrafficTarget(revision=SERVING, percent=50)]
+    line = await world.slack.wait_for("chat.postMessage", _text_starts("❌ serving"), timeout=10)
+    assert line.args["text"].startswith(
+        f"❌ serving · {TARGET} 50%, {SERVING} 50%, but {TARGET} 100% was asked for")
+    verdict = await world.slack.wait_for("chat.postMessage", _posted("Stop and escalate"),
+                                         timeout=15)
+    assert "verification failed: serving" in _text(verdict)
+    rollback = await _wait_state(running_bot, State.FAILED)
+    assert rollback.verdict == "failed"
+    assert rollback.traffic_after == {TARGET: 50, SERVING: 50}
+
+
+async def test_no_checks_configured_is_degraded_even_with_traffic_as_asked(
+    running_bot: RunningBot,
+) -> None:
+    """The serving check alone proves the traffic moved, not that the service works."""
+    services = running_bot.runtime.deps.catalog.services
+    services["api"] = services["api"].model_copy(update={
+        "health_url": None, "ready_url": None, "smoke_urls": [], "smoke_command": None})
+    card = await _propose(running_bot)
+    await _click(running_bot, card, CONFIRM, "U0BOB")
+    slack = running_bot.world.slack
+    await slack.wait_for("chat.postMessage", _text_starts("✅ serving"), timeout=10)
+    verdict = await slack.wait_for("chat.postMessage", _posted("nothing verified"), timeout=15)
+    assert "no checks configured" in verdict.args["text"]
+    rollback = await _wait_state(running_bot, State.SUCCEEDED, State.FAILED)
+    assert rollback.state == State.SUCCEEDED and rollback.verdict == "degraded"
 
 
 async def test_cancel_changes_nothing(running_bot: RunningBot) -> None:

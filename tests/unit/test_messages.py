@@ -19,6 +19,7 @@ from bot.messages.history import history_message
 from bot.messages.plan import plan_card
 from bot.plans import CheckItem, Plan, RevisionFacts
 from bot.rollbacks.model import Rollback, State
+from bot.verification import serving_check
 from integrations.http_checks import CheckResult
 
 CURRENT = "medicalcor-api-00015-abc"
@@ -156,7 +157,6 @@ BUILDERS: dict[str, Callable[[], Message]] = {
     "plan_card[unblocked]": lambda: plan_card(make_plan(), make_rollback()),
     "plan_card[dry]": lambda: plan_card(LONG_PLAN, None, dry_run=True),
     "announcement": lambda: thread.announcement(make_rollback(confirmed_by="UB")),
-    "traffic_line": lambda: thread.traffic_line(LONG_TRAFFIC, LONG_TRAFFIC),
     "traffic_failed": lambda: thread.traffic_failed("e" * 9000, LONG_TRAFFIC, before={}),
     "traffic_failed[none]": lambda: thread.traffic_failed("e" * 9000, None),
     "check_line": lambda: thread.check_line(LONG_RESULTS[1]),
@@ -274,10 +274,29 @@ def test_announcement_text_is_exact() -> None:
     assert message.blocks_json()[0]["text"]["text"] == expected
 
 
-def test_traffic_line() -> None:
-    message = thread.traffic_line({CURRENT: 100}, {TARGET: 100})
-    assert message.text.startswith(f"Traffic shifted. Cloud Run now serves: {TARGET} 100%")
-    assert f"`{CURRENT}` 100%" in all_text(message)
+def test_serving_line_says_what_serves_and_what_served_before() -> None:
+    ok = thread.check_line(serving_check({TARGET: 100}, {TARGET: 100}, {CURRENT: 100},
+                                         elapsed_ms=163.2))
+    assert ok.text == (f"✅ serving · {TARGET} 100%, as asked (before: {CURRENT} 100%) · 163 ms")
+
+
+def test_serving_line_fails_on_other_traffic_or_no_read() -> None:
+    split = thread.check_line(serving_check({TARGET: 100}, {TARGET: 50, CURRENT: 50},
+                                            {CURRENT: 100}, elapsed_ms=51))
+    assert split.text == (f"❌ serving · {TARGET} 50%, {CURRENT} 50%, "
+                          f"but {TARGET} 100% was asked for · 51 ms")
+    unread = serving_check({TARGET: 100}, None, {CURRENT: 100}, elapsed_ms=3,
+                           error="Cloud Run unavailable: 503")
+    assert not unread.ok
+    assert thread.check_line(unread).text == (
+        "❌ serving · could not read Cloud Run: Cloud Run unavailable: 503 · 3 ms")
+
+
+def test_command_check_line_has_no_http_status() -> None:
+    line = thread.check_line(CheckResult(name="smoke command: make smoke", url="", ok=True,
+                                         status=0, detail="exit 0 after 1.2s",
+                                         elapsed_ms=1200, kind="command"))
+    assert line.text == "✅ smoke command: make smoke · exit 0 after 1.2s · 1200 ms"
 
 
 def test_traffic_failed_reports_unchanged_unknown_or_changed() -> None:
