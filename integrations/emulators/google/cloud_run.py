@@ -7,6 +7,7 @@ import random
 import re
 import string
 from collections.abc import Callable
+from typing import Any
 
 import grpc
 from google.cloud import run_v2
@@ -85,13 +86,16 @@ class CloudRunApi:
                                            next_page_token=token)
 
     def update_service(self, request: run_v2.UpdateServiceRequest) -> operations_pb2.Operation:
-        wanted = request.service
+        # Read through the raw protobuf (same field names): proto-plus wraps every field
+        # read in Python, which is most of the time an answer takes.
+        raw = run_v2.UpdateServiceRequest.pb(request)
+        wanted = raw.service
         svc = self._service(wanted.name)
         if wanted.etag and wanted.etag != etag(self.world, svc):
             raise EmuError(grpc.StatusCode.ABORTED,
                            f"etag {wanted.etag} does not match the current one: the service "
                            "changed since it was read; get it again and retry.")
-        paths = list(request.update_mask.paths)
+        paths = list(raw.update_mask.paths)
         touch_template = not paths or any(p.split(".")[0] == "template" for p in paths)
         touch_traffic = not paths or "traffic" in paths
         new_rev = self._new_revision(svc, wanted) if touch_template else None
@@ -99,7 +103,7 @@ class CloudRunApi:
         if touch_traffic:
             targets = self._validate_traffic(svc, list(wanted.traffic), new_rev)
         location = self.world.location_name
-        if request.validate_only:
+        if raw.validate_only:
             return self._operations.start(location, run_v2.Service.pb(self._message(svc)),
                                           lambda: run_v2.Service.pb(self._message(svc)), 0.0)
         self._in_flight[svc.name] = self._in_flight.get(svc.name, 0) + 1
@@ -122,7 +126,7 @@ class CloudRunApi:
         metadata = run_v2.Service.pb(self._message(svc))
         return self._operations.start(location, metadata, complete, self._operation_delay())
 
-    def _new_revision(self, svc: EmuService, wanted: run_v2.Service) -> EmuRevision | None:
+    def _new_revision(self, svc: EmuService, wanted: Any) -> EmuRevision | None:
         """The revision an update creates, or None when the template keeps the same image."""
         containers = wanted.template.containers
         if not containers or not containers[0].image:
@@ -158,7 +162,7 @@ class CloudRunApi:
             if name not in taken:
                 return name
 
-    def _validate_traffic(self, svc: EmuService, traffic: list[run_v2.TrafficTarget],
+    def _validate_traffic(self, svc: EmuService, traffic: list[Any],
                           new_rev: EmuRevision | None) -> list[EmuTrafficTarget]:
         if not traffic:  # documented default: 100% to the latest ready revision
             return [EmuTrafficTarget(revision=None, percent=100, latest=True)]

@@ -25,7 +25,7 @@ class _PendingOp:
     done: asyncio.Event
     timer: asyncio.TimerHandle | None = None
     started: float = 0.0  # monotonic, for a benchmark's account of the waits
-    finished: float | None = None
+    finished: float | None = None  # when its delay was over (before the change applies)
 
 
 def _pack(msg: message.Message) -> any_pb2.Any:
@@ -65,15 +65,15 @@ class OperationStore:
         # Checked at the due time so a test can freeze operations already in flight.
         if self._never_finish() or op.proto.done:
             return
+        op.finished = time.monotonic()  # the wait is over; applying the change is work
         response = op.complete()
         op.proto.response.CopyFrom(_pack(response))
         op.proto.done = True
-        op.finished = time.monotonic()
         op.done.set()
 
     def timings(self) -> dict[str, tuple[float, float | None]]:
-        """Each operation's (start, finish) as it happened, monotonic; finish None
-        while not done. The delay a timer really gives overshoots the one asked for."""
+        """Each operation's delay as it happened: (start, end), monotonic; end None
+        while still waiting. A timer's real delay overshoots the one asked for."""
         return {name: (op.started, op.finished) for name, op in self._ops.items()}
 
     def close(self) -> None:

@@ -56,6 +56,7 @@ class RecordedCall:
     # overshoots what it was asked for (epoll counts whole milliseconds), and a
     # benchmark comparing its run with the waits it injected needs the real ones.
     waited: tuple[float, float] | None = None
+    answered: float | None = None  # monotonic, when the response was handed to gRPC
 
 
 # (method, request deserializer, response serializer, implementation)
@@ -136,8 +137,8 @@ class GoogleEmulator:
         await self.stop()
 
     def operation_timings(self) -> dict[str, tuple[float, float | None]]:
-        """Each long-running operation's (start, finish), monotonic (finish None while
-        running): how long the emulator really took, for a benchmark's critical path."""
+        """Each long-running operation's delay as applied: (start, end), monotonic (end
+        None while it waits), for a benchmark's critical path."""
         return self._operations.timings()
 
     def calls_to(self, method: str) -> list[RecordedCall]:
@@ -161,6 +162,7 @@ class GoogleEmulator:
                     result = await result
             except EmuError as exc:
                 await context.abort(exc.code, exc.message)
+            call.answered = time.monotonic()
             return result
 
         return handle
