@@ -154,6 +154,11 @@ def _classify(exc: BaseException) -> CloudRunError:
     return CloudRunError("error", f"Cloud Run error: {type(exc).__name__}: {exc}")
 
 
+# Event-loop turns from starting a call to its request being sent (tenacity, the GAPIC
+# wrapper and grpc.aio's own task; measured with grpcio 1.85, google-api-core 2.44).
+_TURNS_TO_SEND = 3
+
+
 class GoogleCloudRun:
     """CloudRun over the real google-cloud-run asyncio clients."""
 
@@ -248,6 +253,11 @@ class GoogleCloudRun:
         # The read overlaps before_change: it is most of the wait before the update.
         early = asyncio.ensure_future(self._call("GetService", read))
         if before_change is not None:
+            # Let the read go out first: its task builds the gRPC call, whose own task
+            # sends it; before_change's first steps (a database round trip) would
+            # otherwise run in between and delay it.
+            for _ in range(_TURNS_TO_SEND):
+                await asyncio.sleep(0)
             try:
                 await before_change()
             except BaseException:

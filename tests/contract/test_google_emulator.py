@@ -307,6 +307,7 @@ async def test_applied_waits_are_recorded(clients: GoogleClients, emulator: Goog
         assert call.waited is not None
         began, ended = call.waited
         assert began == call.time >= before and ended - began >= 0.03
+        assert call.answered is not None and call.answered >= ended
     (started, finished), = emulator.operation_timings().values()
     assert update.waited is not None and started >= update.waited[1]
     assert finished is not None and finished - started >= 0.05
