@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -71,12 +72,16 @@ SERVING = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "DATABASE_URL", "REDIS_URL
 def serve_with_workers(host: str) -> None:
     """`rollbot serve`: the HTTP listener here, the job worker in ROLLBOT_WORKERS
     child processes (see bot/worker_processes.py), or in-process with 0."""
-    settings, catalog = _load(require=SERVING)  # a configuration error stops before forking
-    if settings.workers == 0:
-        asyncio.run(serve(host, settings, catalog, worker_pids=None))
-        return
     from bot import worker_processes
 
+    gc.disable()  # until start-up's imports are done (worker_processes.settle_heap)
+    settings, catalog = _load(require=SERVING)  # a configuration error stops before forking
+    if settings.workers == 0:
+        import bot.runtime  # what serving needs, imported before the heap settles
+
+        worker_processes.settle_heap()
+        asyncio.run(serve(host, settings, catalog, worker_pids=None))
+        return
     clean_up = worker_processes.share_metrics_between_processes()
     try:
         import bot.runtime  # noqa: F401  (everything imported once, shared by the forks)
