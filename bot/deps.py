@@ -1,5 +1,5 @@
 """What listeners and jobs need, built once per process and injected
-(by Bolt middleware into listeners, by procrastinate's context into jobs)."""
+(by bot.app.RollbotApp into listeners, by procrastinate's context into jobs)."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ DEPS_KEY = "deps"
 
 
 def from_context(context: Any) -> Deps:
-    """The Deps injected by bot.app's middleware into a Bolt context or a job context."""
+    """The Deps injected by bot.app.RollbotApp into a Bolt context or a job context."""
     deps = context[DEPS_KEY] if isinstance(context, dict) else context.additional_context[DEPS_KEY]
     assert isinstance(deps, Deps)
     return deps

@@ -7,6 +7,12 @@ import json
 from typing import Any
 
 
+def _job_args(value: object) -> dict[str, Any]:
+    # Every field is a str: a shallow copy is what dataclasses.asdict's recursive deep
+    # copy would make, at a fraction of the cost (this runs in every listener).
+    return dict(vars(value))
+
+
 @dataclasses.dataclass(frozen=True)
 class SlashCommand:
     user_id: str
@@ -28,7 +34,7 @@ class SlashCommand:
         )
 
     def as_job_args(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return _job_args(self)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,4 +72,4 @@ class ButtonClick:
         return value if isinstance(value, dict) else None
 
     def as_job_args(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return _job_args(self)

@@ -17,17 +17,14 @@ from __future__ import annotations
 
 import os
 import re
-import time
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
-ACK_PATH = "/slack/events"
 # Sub-millisecond (an ack that rides on a cached answer) up to Slack's 3 s limit.
 ACK_BUCKETS = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0,
@@ -92,20 +89,6 @@ def render() -> tuple[bytes, str]:
         MultiProcessCollector(registry)
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
-
-
-@web.middleware
-async def ack_latency_middleware(
-    request: web.Request, handler: Handler
-) -> web.StreamResponse:
-    """Time POST /slack/events from routing to response (what Slack waits for)."""
-    if request.path != ACK_PATH:
-        return await handler(request)
-    started = time.perf_counter()
-    try:
-        return await handler(request)
-    finally:
-        observe_ack(time.perf_counter() - started)
 
 
 async def metrics_handler(_: web.Request) -> web.Response:
