@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 import aiohttp
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -46,6 +47,7 @@ DEFAULT_POST_INTERVAL = 1.0  # seconds between chat.postMessage calls to one cha
 # lets a rollback's first few lines out at once and paces the rest.
 DEFAULT_POST_BURST = 6
 _MAX_IDLE_PACERS = 256  # forget idle channels beyond this many
+_MAX_PERMALINKS = 1024  # messages whose permalink is remembered
 
 
 @dataclasses.dataclass
@@ -87,6 +89,7 @@ class SlackOut:
         self.min_interval = min_interval
         self._pacers: dict[str, _Pacer] = {}
         self._updates: dict[tuple[str, str], _Updates] = {}
+        self._permalinks: dict[tuple[str, str], str] = {}
 
     @classmethod
     def connect(cls, token: str, base_url: str, *,
@@ -154,6 +157,26 @@ class SlackOut:
                         del self._pacers[key]
             pacer = self._pacers[channel] = _Pacer(tokens=float(self.burst))
         return pacer
+
+    async def permalink(self, channel: str, ts: str) -> str | None:
+        """A message's permalink, or None if Slack won't give one. Asked once per
+        message: it never changes, and every refusal pointing at a busy service's
+        plan card would otherwise ask again."""
+        key = (channel, ts)
+        cached = self._permalinks.get(key)
+        if cached is not None:
+            return cached
+        try:
+            result = await self.client.chat_getPermalink(channel=channel, message_ts=ts)
+        except SlackApiError:
+            return None  # not remembered: it may work next time
+        link = result.get("permalink")
+        if not link:
+            return None
+        if len(self._permalinks) >= _MAX_PERMALINKS:
+            del self._permalinks[next(iter(self._permalinks))]  # the oldest
+        self._permalinks[key] = str(link)
+        return str(link)
 
     async def update(self, channel: str, ts: str, message: Message) -> None:
         """chat.update, coalesced per message: returns once this content, or a newer one

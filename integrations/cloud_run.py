@@ -11,7 +11,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 import grpc
 from google.api_core import exceptions as gexc
@@ -93,22 +93,18 @@ def _short(name: str) -> str:
     return name.rsplit("/", 1)[-1]
 
 
-def _timestamp(value: Any) -> dt.datetime | None:
-    if not value:
-        return None
-    if isinstance(value, dt.datetime):
-        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-    return None
-
-
-def revision_from_proto(rev: run_v2.Revision) -> Revision:
+def revision_from_proto(revision: run_v2.Revision) -> Revision:
+    # Read through the raw protobuf (same field names): proto-plus wraps every field
+    # read in Python, most of the cost of a revision list.
+    rev = run_v2.Revision.pb(revision)
     ready = next((c for c in rev.conditions if c.type_ == "Ready"), None)
     image = rev.containers[0].image if rev.containers else ""
     return Revision(
         name=_short(rev.name),
         service=rev.service or _short(rev.name.split("/revisions/")[0]),
         image=image,
-        created=_timestamp(rev.create_time),
+        created=(rev.create_time.ToDatetime(tzinfo=dt.UTC) if rev.HasField("create_time")
+                 else None),
         creator=rev.annotations.get(CREATOR_ANNOTATION) or None,
         ready=bool(ready and ready.state == run_v2.Condition.State.CONDITION_SUCCEEDED),
         ready_message=ready.message if ready else "no Ready condition",

@@ -74,8 +74,9 @@ async def _refused_as_busy(deps: Deps, service: str, command: SlashCommand) -> b
 
 
 async def _say_busy(deps: Deps, command: SlashCommand, active: Rollback) -> None:
-    await deps.slack.respond(command.response_url, refusals.active_rollback_exists(
-        active, await _permalink(deps, active.channel_id, active.card_ts)))
+    link = (await deps.slack.permalink(active.channel_id, active.card_ts)
+            if active.card_ts else None)
+    await deps.slack.respond(command.response_url, refusals.active_rollback_exists(active, link))
 
 
 async def _repeated(deps: Deps, command: SlashCommand) -> bool:
@@ -123,14 +124,3 @@ async def _open_proposal(deps: Deps, plan: Plan, command: SlashCommand) -> None:
     await deps.rollbacks.set_fields(rollback.id, card_ts=card_ts)
     # The baseline is measured off the request's path (two scrapes take seconds).
     await deps.jobs.configure_task(BASELINE).defer_async(rollback_id=rollback.id)
-
-
-async def _permalink(deps: Deps, channel_id: str, ts: str | None) -> str | None:
-    if not ts:
-        return None
-    try:
-        result = await deps.slack.client.chat_getPermalink(channel=channel_id, message_ts=ts)
-    except SlackApiError:
-        return None
-    link = result.get("permalink")
-    return str(link) if link else None

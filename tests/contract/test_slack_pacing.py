@@ -1,5 +1,5 @@
 """SlackOut against the real Slack emulator: per-channel post pacing, coalesced
-updates, and 429 Retry-After handled without losing anything."""
+updates, 429 Retry-After handled without losing anything, permalinks asked once."""
 
 from __future__ import annotations
 
@@ -130,6 +130,20 @@ async def test_failed_update_is_raised_and_the_next_one_still_goes(
         await out.update(INCIDENT, ts, Message(text="v1"))
     await out.update(INCIDENT, ts, Message(text="v2"))
     assert texts(emu, INCIDENT) == ["v2"]
+
+
+async def test_a_permalink_is_asked_once_per_message_and_a_failure_is_not_kept(
+        emu: SlackEmulator, out: SlackOut) -> None:
+    first = await out.post(INCIDENT, Message(text="card one"))
+    second = await out.post(INCIDENT, Message(text="card two"))
+    emu.inject("chat.getPermalink", error="message_not_found", count=1)
+    assert await out.permalink(INCIDENT, first) is None  # said as "no link", not raised
+    link = await out.permalink(INCIDENT, first)
+    assert link and first.replace(".", "") in link
+    assert await out.permalink(INCIDENT, first) == link
+    other = await out.permalink(INCIDENT, second)
+    assert other and other != link
+    assert len(emu.calls_to("chat.getPermalink")) == 3  # the failure, then once each
 
 
 def test_interval_must_not_be_negative() -> None:
