@@ -48,7 +48,7 @@ class Plan:
         return max(20, concurrency)
 
 
-FULL = Plan(levels=(1, 10, 50), requests=300, burst=200, burst_requests=600,
+FULL = Plan(levels=(1, 10, 50), requests=1200, burst=200, burst_requests=600,
             paced_requests=100, rounds=3, e2e_runs=5)
 QUICK = Plan(levels=(1, 10, 50), requests=60, burst=200, burst_requests=200,
              paced_requests=30, rounds=1, e2e_runs=2)
