@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
@@ -27,6 +27,9 @@ from psycopg_pool import AsyncConnectionPool
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 200
+# Past this a hand-off has failed and the user is told; a pool waiting on a dead
+# database would otherwise keep them waiting 30 s for nothing.
+HANDOFF_SECONDS = 5.0
 # A hand-off within BUSY_SECONDS of the last statement waits GATHER_SECONDS for
 # company (Nagle-style); a lone one, like a Confirm click, goes at once.
 BUSY_SECONDS = 0.005
@@ -44,33 +47,78 @@ SELECT unnest(procrastinate_defer_jobs_v1(ARRAY(
 """
 
 
-class _Pending:
-    __slots__ = ("args", "done", "queue", "task")
+OnFailure = Callable[[BaseException], Awaitable[None]]
 
-    def __init__(self, queue: str, task: str, args: str, done: asyncio.Future[int]) -> None:
+
+class _Pending:
+    __slots__ = ("args", "done", "on_failure", "queue", "task")
+
+    def __init__(self, queue: str, task: str, args: str, done: asyncio.Future[int] | None,
+                 on_failure: OnFailure | None = None) -> None:
         self.queue, self.task, self.args, self.done = queue, task, args, done
+        self.on_failure = on_failure
 
 
 class BatchDeferrer:
-    """`await deferrer.defer(task_name, **kwargs)` → the job's id, once committed."""
+    """`hand_off(task_name, on_failure=..., **kwargs)`: queue a job and go on (the
+    listener, after its ack); `await defer(task_name, **kwargs)`: the job's id, once
+    committed. A batch not committed within `timeout` seconds has failed."""
 
     def __init__(self, pool: Callable[[], AsyncConnectionPool[Any]],
-                 queue_of: Callable[[str], str]) -> None:
+                 queue_of: Callable[[str], str], *, timeout: float = HANDOFF_SECONDS) -> None:
         # Callables: procrastinate opens its pool after this is built.
         self._pool, self._queue_of = pool, queue_of
+        self._timeout = timeout
         self._pending: list[_Pending] = []
         self._flushing: asyncio.Task[None] | None = None
+        self._reports: set[asyncio.Task[None]] = set()
         self._last_sent = -1.0
         self.batches = 0  # statements sent, for tests and diagnostics
+
+    def hand_off(self, task_name: str, *, on_failure: OnFailure, **kwargs: Any) -> None:
+        """Queue a job without waiting for it: no task, timer or future per hand-off,
+        which is most of what a hand-off cost the listener. Never raises: a job that
+        cannot be written (an unknown task, a value JSON can't hold, the database
+        down or slow past the timeout) is reported to `on_failure`, in a task."""
+        try:
+            queue = self._queue_of(task_name)
+            args = json.dumps(kwargs)
+        except Exception as exc:
+            self._report(on_failure, exc)
+            return
+        self._add(_Pending(queue, task_name, args, None, on_failure))
 
     async def defer(self, task_name: str, **kwargs: Any) -> int:
         queue = self._queue_of(task_name)  # an unknown task fails here, for this caller only
         args = json.dumps(kwargs)  # so does a value JSON can't hold
         done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending(queue, task_name, args, done))
+        self._add(_Pending(queue, task_name, args, done))
+        return await done
+
+    async def drain(self, within: float = 10.0) -> None:
+        """Wait for queued hand-offs to be written (or reported as failed)."""
+        waiting = [t for t in (self._flushing, *self._reports) if t is not None]
+        if waiting:
+            await asyncio.wait(waiting, timeout=within)
+        if self._reports:
+            await asyncio.wait(list(self._reports), timeout=within)
+
+    def _add(self, job: _Pending) -> None:
+        self._pending.append(job)
         if self._flushing is None:
             self._flushing = asyncio.create_task(self._flush(), name="defer-batch")
-        return await done
+
+    def _report(self, on_failure: OnFailure, exc: BaseException) -> None:
+        async def report() -> None:
+            try:
+                await on_failure(exc)
+            except Exception:
+                log.exception("could not report a failed hand-off")
+
+        log.error("hand-off failed: %s: %s", type(exc).__name__, exc)
+        task = asyncio.get_running_loop().create_task(report(), name="handoff-failed")
+        self._reports.add(task)
+        task.add_done_callback(self._reports.discard)
 
     async def _flush(self) -> None:
         loop = asyncio.get_running_loop()
@@ -81,16 +129,19 @@ class BatchDeferrer:
             while self._pending:
                 batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
                 try:
-                    ids = await self._insert(batch)
+                    async with asyncio.timeout(self._timeout):
+                        ids = await self._insert(batch)
                 except BaseException as exc:
                     for job in batch:
-                        if not job.done.done():
+                        if job.done is not None and not job.done.done():
                             job.done.set_exception(exc)
+                        elif job.on_failure is not None and isinstance(exc, Exception):
+                            self._report(job.on_failure, exc)
                     if not isinstance(exc, Exception):
                         raise
                     continue
                 for job, job_id in zip(batch, ids, strict=True):
-                    if not job.done.done():
+                    if job.done is not None and not job.done.done():
                         job.done.set_result(job_id)
         finally:
             self._flushing = None

@@ -1,9 +1,9 @@
-"""Hand work off after the ack without making Slack wait for it.
+"""Work a listener starts after its ack, without making Slack wait for it.
 
-A listener acks, then submits the durable hand-off (deferring a procrastinate
-job). The hand-off runs as a tracked asyncio task so the ack response leaves
-at once; if the hand-off itself fails, `on_error` tells the user so nothing
-is lost silently. `drain()` waits for pending hand-offs on shutdown.
+A listener acks, then submits what else the request needs (an ephemeral reply, an
+audit row; durable hand-offs to a job go through bot/defer.py). Each runs as a
+tracked asyncio task so the ack response leaves at once; if it fails, `on_error`
+tells the user so nothing is lost silently. `drain()` waits for them on shutdown.
 """
 
 from __future__ import annotations
@@ -13,11 +13,9 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+from bot.defer import HANDOFF_SECONDS  # the same bound for any work after the ack
+
 log = logging.getLogger(__name__)
-
-
-HANDOFF_SECONDS = 5.0  # past this the user is told; a pool waiting on a dead database
-# would otherwise keep them waiting 30 s for nothing
 
 
 class Dispatcher:

@@ -1,10 +1,12 @@
 """From an intent to what happens next: an immediate ephemeral answer (no I/O,
-so it can ride on the ack) or a durable hand-off to a procrastinate job."""
+so it can ride on the ack) or a durable hand-off to a procrastinate job (queued
+without waiting; written in the next batch, see bot/defer.py)."""
 
 from __future__ import annotations
 
 from bot import authz
 from bot.catalog import Catalog
+from bot.defer import OnFailure
 from bot.deps import Deps
 from bot.inbound import ButtonClick, SlashCommand
 from bot.intents import (
@@ -45,18 +47,23 @@ async def audit_channel_refusal(deps: Deps, user_id: str, service: str,
                            f"{deps.catalog.slack.incident_channel_pattern}"})
 
 
-async def hand_off_command(deps: Deps, intent: Intent, command: SlashCommand) -> None:
-    """Defer the job that answers `command` (runs after the ack)."""
-    args = dict(command.as_job_args())
+def hand_off_command(deps: Deps, intent: Intent, command: SlashCommand,
+                     on_failure: OnFailure) -> None:
+    """Queue the job that answers `command` (it runs after the ack); a hand-off that
+    cannot be written is reported to `on_failure`."""
+    args = command.as_job_args()
     if isinstance(intent, ListRevisionsIntent):
-        await deps.handoffs.defer(LIST_REVISIONS, service=intent.service, command=args)
+        deps.handoffs.hand_off(LIST_REVISIONS, on_failure=on_failure,
+                               service=intent.service, command=args)
     elif isinstance(intent, VerifyIntent):
-        await deps.handoffs.defer(VERIFY_NOW, service=intent.service, command=args)
+        deps.handoffs.hand_off(VERIFY_NOW, on_failure=on_failure,
+                               service=intent.service, command=args)
     elif isinstance(intent, HistoryIntent):
-        await deps.handoffs.defer(HISTORY, service=intent.service, command=args)
+        deps.handoffs.hand_off(HISTORY, on_failure=on_failure,
+                               service=intent.service, command=args)
     elif isinstance(intent, RollbackIntent):
-        await deps.handoffs.defer(PROPOSE, service=intent.service, revision=intent.revision,
-                                  dry_run=intent.dry_run, command=args)
+        deps.handoffs.hand_off(PROPOSE, on_failure=on_failure, service=intent.service,
+                               revision=intent.revision, dry_run=intent.dry_run, command=args)
     else:
         raise ValueError(f"no job for {type(intent).__name__}")
 
@@ -80,5 +87,7 @@ def revision_button_intent(click: ButtonClick, catalog: Catalog
     return RollbackIntent(service, revision), command
 
 
-async def hand_off_decision(deps: Deps, click: ButtonClick, confirm: bool) -> None:
-    await deps.handoffs.defer(CONFIRM if confirm else CANCEL, click=dict(click.as_job_args()))
+def hand_off_decision(deps: Deps, click: ButtonClick, confirm: bool,
+                      on_failure: OnFailure) -> None:
+    deps.handoffs.hand_off(CONFIRM if confirm else CANCEL, on_failure=on_failure,
+                           click=click.as_job_args())

@@ -116,6 +116,7 @@ class Runtime:
         return {"database": database, "redis": redis}
 
     async def stop(self) -> None:
+        await self.deps.handoffs.drain()
         await self.deps.dispatcher.drain()
         if self._worker is not None:
             self._worker.cancel()

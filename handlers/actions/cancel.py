@@ -17,6 +17,5 @@ async def cancel_rollback(ack: AsyncAck, body: dict[str, Any], action: dict[str,
     await ack()
     deps = from_context(context)
     click = ButtonClick.from_body(body, action)
-    deps.dispatcher.submit(router.hand_off_decision(deps, click, confirm=False),
-                           on_error=report_failed_handoff(deps, click.response_url),
-                           name="cancel")
+    router.hand_off_decision(deps, click, confirm=False,
+                             on_failure=report_failed_handoff(deps, click.response_url))

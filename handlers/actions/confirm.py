@@ -17,6 +17,5 @@ async def confirm_rollback(ack: AsyncAck, body: dict[str, Any], action: dict[str
     await ack()
     deps = from_context(context)
     click = ButtonClick.from_body(body, action)
-    deps.dispatcher.submit(router.hand_off_decision(deps, click, confirm=True),
-                           on_error=report_failed_handoff(deps, click.response_url),
-                           name="confirm")
+    router.hand_off_decision(deps, click, confirm=True,
+                             on_failure=report_failed_handoff(deps, click.response_url))

@@ -20,9 +20,8 @@ async def roll_back_to(ack: AsyncAck, body: dict[str, Any], action: dict[str, An
     routed = router.revision_button_intent(click, deps.catalog)
     if isinstance(routed, tuple):
         intent, command = routed
-        deps.dispatcher.submit(router.hand_off_command(deps, intent, command),
-                               on_error=report_failed_handoff(deps, click.response_url),
-                               name="roll-back-to")
+        router.hand_off_command(deps, intent, command,
+                                report_failed_handoff(deps, click.response_url))
     else:
         deps.dispatcher.submit(deps.slack.respond(click.response_url, routed),
                                name="roll-back-to-refusal")

@@ -26,6 +26,5 @@ async def rollback_command(ack: AsyncAck, command: dict[str, Any], context: Any)
         return
     await ack()
     assert not isinstance(intent, CommandError)  # errors always have an immediate reply
-    deps.dispatcher.submit(
-        router.hand_off_command(deps, intent, request),
-        on_error=report_failed_handoff(deps, request.response_url), name="rollback-command")
+    router.hand_off_command(deps, intent, request,
+                            report_failed_handoff(deps, request.response_url))

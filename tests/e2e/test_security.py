@@ -118,16 +118,22 @@ class HandOffSpy:
         self.jobs: list[str] = []
         deps = bot.runtime.deps
         submit, configure = deps.dispatcher.submit, deps.jobs.configure_task
+        hand_off = deps.handoffs.hand_off
 
         def spy_submit(work: Any, on_error: Any = None, name: str = "handoff") -> Any:
             self.handoffs.append(name)
             return submit(work, on_error, name)
+
+        def spy_hand_off(task_name: str, **kwargs: Any) -> None:
+            self.handoffs.append(task_name)
+            hand_off(task_name, **kwargs)
 
         def spy_configure(name: str, *args: Any, **kwargs: Any) -> Any:
             self.jobs.append(name)
             return configure(name, *args, **kwargs)
 
         monkeypatch.setattr(deps.dispatcher, "submit", spy_submit)
+        monkeypatch.setattr(deps.handoffs, "hand_off", spy_hand_off)
         monkeypatch.setattr(deps.jobs, "configure_task", spy_configure)
 
 

@@ -125,3 +125,72 @@ async def test_database_down_fails_every_waiting_hand_off(
     # …and the next hand-off is tried afresh, not stuck behind the failure.
     monkeypatch.undo()
     assert isinstance(await deferrer.defer(LIST_REVISIONS, service="api"), int)
+
+
+class _Failures:
+    """An on_failure that remembers what it was told."""
+
+    def __init__(self) -> None:
+        self.errors: list[BaseException] = []
+
+    async def __call__(self, exc: BaseException) -> None:
+        self.errors.append(exc)
+
+
+async def _count(database_url: str, marker: str) -> int:
+    async with await psycopg.AsyncConnection.connect(database_url) as conn:
+        cur = await conn.execute("SELECT count(*) FROM procrastinate_jobs "
+                                 "WHERE args->>'service' = %s", (marker,))
+        row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def test_hand_off_writes_without_waiting_and_drain_sees_it_through(
+    jobs: procrastinate.App, database_url: str
+) -> None:
+    deferrer, failures = _deferrer(jobs), _Failures()
+    for i in range(30):
+        deferrer.hand_off(VERIFY_NOW, on_failure=failures, service="handed-off",
+                          command={"i": i})
+    assert await _count(database_url, "handed-off") == 0  # nothing awaited yet
+    await deferrer.drain()
+    assert await _count(database_url, "handed-off") == 30
+    assert failures.errors == [] and deferrer.batches < 10
+
+
+async def test_a_bad_hand_off_is_reported_and_never_raised(
+    jobs: procrastinate.App, database_url: str
+) -> None:
+    deferrer, good, bad_value, bad_task = _deferrer(jobs), _Failures(), _Failures(), _Failures()
+    deferrer.hand_off(LIST_REVISIONS, on_failure=good, service="fine", command={})
+    deferrer.hand_off(LIST_REVISIONS, on_failure=bad_value, service=object())  # not JSON
+    deferrer.hand_off("rollbot.no_such_task", on_failure=bad_task, service="fine")
+    await deferrer.drain()
+    assert good.errors == [] and await _count(database_url, "fine") == 1
+    assert [type(e) for e in bad_value.errors] == [TypeError]
+    assert [type(e) for e in bad_task.errors] == [KeyError]
+
+
+async def test_database_down_or_stuck_reports_every_hand_off(
+    jobs: procrastinate.App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Down:
+        @contextlib.asynccontextmanager
+        async def connection(self) -> AsyncIterator[None]:
+            raise psycopg.OperationalError("connection refused")
+            yield  # pragma: no cover
+
+    class Stuck:
+        @contextlib.asynccontextmanager
+        async def connection(self) -> AsyncIterator[None]:
+            await asyncio.sleep(60)  # a pool waiting for a database that never answers
+            yield  # pragma: no cover
+
+    for pool, error in ((Down(), psycopg.OperationalError), (Stuck(), TimeoutError)):
+        deferrer, failures = BatchDeferrer(lambda p=pool: p,
+                                           lambda name: jobs.tasks[name].queue,
+                                           timeout=0.2), _Failures()
+        for _ in range(5):
+            deferrer.hand_off(LIST_REVISIONS, on_failure=failures, service="api")
+        await deferrer.drain()
+        assert [type(e) for e in failures.errors] == [error] * 5
