@@ -134,11 +134,33 @@ async def one_rollback(emulated: EmulatedWorld, events_url: str, target: str,
     TrafficWatch.event = changed
     first_google = len(google.calls)
     first_slack_delay = len(SlackDelay.intervals)
+    channel = requester["channel_id"]
+
+    def is_check_line(call: Any) -> bool:
+        return (call.args.get("channel") == channel and bool(call.args.get("thread_ts"))
+                and str(call.args.get("text", "")).startswith(("✅", "❌")))
+
+    def is_verdict(call: Any) -> bool:
+        text = str(call.args.get("text", ""))
+        return call.args.get("channel") == channel and (
+            "Rollback verified" in text or "Stop and escalate" in text)
+
+    # Waiting starts before the click: a waiter's first pass over every call recorded
+    # so far runs now, not on the emulators' event loop in the middle of the rollback.
+    first_line_wait = asyncio.ensure_future(
+        slack.wait_for("chat.postMessage", is_check_line, timeout=20))
+    verdict_wait = asyncio.ensure_future(slack.wait_for("chat.postMessage", is_verdict,
+                                                        timeout=30))
+    await asyncio.sleep(0.01)
 
     called_mono, called_wall = time.monotonic(), time.time()
-    result = await slack.click(events_url, action_id=CONFIRM, user_id="U0BOB",
-                               channel_id=requester["channel_id"],
-                               message_ts=card.response["ts"])
+    try:
+        result = await slack.click(events_url, action_id=CONFIRM, user_id="U0BOB",
+                                   channel_id=channel, message_ts=card.response["ts"])
+    except BaseException:
+        first_line_wait.cancel()
+        verdict_wait.cancel()
+        raise
     # The clock starts as the click's request leaves the emulator: building Slack's
     # payload (the whole plan card) and signing it is the emulator's work, not rollbot's.
     click_mono = result.sent_at
@@ -149,17 +171,9 @@ async def one_rollback(emulated: EmulatedWorld, events_url: str, target: str,
     await asyncio.wait_for(changed.wait(), 15)
     TrafficWatch.event = None
     traffic_at = TrafficWatch.times[0]
-
-    def is_check_line(call: Any) -> bool:
-        return (call.time >= click_wall and bool(call.args.get("thread_ts"))
-                and str(call.args.get("text", "")).startswith(("✅", "❌")))
-
-    first_line = await slack.wait_for("chat.postMessage", is_check_line, timeout=15)
+    first_line = await first_line_wait
     first_line_at = click_mono + (first_line.time - click_wall)
-    await slack.wait_for(
-        "chat.postMessage", lambda c: c.time >= click_wall and (
-            "Rollback verified" in text_of(c) or "Stop and escalate" in text_of(c)),
-        timeout=20)
+    await verdict_wait
     served = emulated.world.serving(API)
 
     calls = [c for c in google.calls[first_google:] if c.time >= click_mono]
