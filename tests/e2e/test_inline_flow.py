@@ -14,7 +14,7 @@ import psycopg
 from bot.jobs_names import CONFIRM as CONFIRM_TASK
 from bot.jobs_names import EXECUTE, VERIFY
 from bot.messages.base import Message
-from bot.rollbacks.model import State
+from bot.rollbacks.model import Rollback, State
 from bot.workflow import recovery
 from integrations.cloud_run import GoogleCloudRun
 from integrations.emulators.google import methods
@@ -193,6 +193,21 @@ async def test_crash_mid_inline_rollback_is_resumed_exactly_once(
     assert running_bot.world.world.serving(API) == {TARGET: 100}
 
 
+async def _restart_until_verdict(bot: RunningBot, database_url: str, redis_url: str,
+                                 line_prefix: str) -> tuple[Any, Rollback]:
+    """Restart after the crash; the thread line starting `line_prefix` and the
+    rollback once it has finished."""
+    restarted = await start_bot(bot.world, database_url, redis_url)
+    try:
+        line = await bot.world.slack.wait_for("chat.postMessage", _text_starts(line_prefix),
+                                              timeout=15)
+        rollback = await _wait_state(restarted, State.SUCCEEDED, State.FAILED, within=15)
+    finally:
+        await restarted.stop()
+        _forget_stopped(bot)
+    return line, rollback
+
+
 async def test_resumed_verification_reads_what_serves_again(
     running_bot: RunningBot, database_url: str, fresh_redis_url: str
 ) -> None:
@@ -203,14 +218,8 @@ async def test_resumed_verification_reads_what_serves_again(
     world = running_bot.world
     world.world.services[API].traffic = [EmuTrafficTarget(revision=TARGET, percent=100)]
     reads_before = len(world.google.calls_to(methods.GET_SERVICE))
-    restarted = await start_bot(world, database_url, fresh_redis_url)
-    try:
-        line = await world.slack.wait_for("chat.postMessage", _text_starts("✅ serving"),
-                                          timeout=15)
-        rollback = await _wait_state(restarted, State.SUCCEEDED, State.FAILED, within=15)
-    finally:
-        await restarted.stop()
-        _forget_stopped(running_bot)
+    line, rollback = await _restart_until_verdict(running_bot, database_url, fresh_redis_url,
+                                                  "✅ serving")
     assert line.args["text"].startswith(f"✅ serving · {TARGET} 100%, as asked")
     assert rollback.id == rollback_id and rollback.verdict == "verified"
     assert len(world.google.calls_to(methods.GET_SERVICE)) > reads_before
@@ -224,14 +233,8 @@ async def test_resumed_verification_that_cannot_read_cloud_run_fails_saying_so(
     world = running_bot.world
     world.google.faults.inject(methods.GET_SERVICE, grpc.StatusCode.PERMISSION_DENIED,
                                count=-1, message="caller lacks run.services.get")
-    restarted = await start_bot(world, database_url, fresh_redis_url)
-    try:
-        line = await world.slack.wait_for("chat.postMessage", _text_starts("❌ serving"),
-                                          timeout=15)
-        rollback = await _wait_state(restarted, State.SUCCEEDED, State.FAILED, within=15)
-    finally:
-        await restarted.stop()
-        _forget_stopped(running_bot)
+    line, rollback = await _restart_until_verdict(running_bot, database_url, fresh_redis_url,
+                                                  "❌ serving")
     assert "could not read Cloud Run" in line.args["text"]
     assert "run.services.get" in line.args["text"]
     assert rollback.verdict == "failed"
