@@ -1,6 +1,6 @@
 """1. Ack latency of signed slash commands, measured client side.
 
-Bodies alternating a revision list and a real proposal (both job hand-offs) are sent
+Bodies of the ACK_TEXTS (the issue's `/rollback api 00014-def`: a job hand-off) are sent
 by a load generator subprocess (bench/loadgen.py), one per server under test, at each
 concurrency level, a burst, a paced diagnostic phase and one with rollbot's workers
 stopped; the levels run in rounds interleaved across rollbot and the two bare Bolt

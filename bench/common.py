@@ -19,7 +19,7 @@ API = "medicalcor-api"
 SERVING = "medicalcor-api-00015-abc"  # what serves in the default (broken) world
 TARGETS = ("00014-def", "00013-ghi")  # e2e rollbacks alternate between these
 ALICE = {"user_id": "U0ALICE", "channel_id": "C0INCIDENT", "channel_name": "inc-api-outage"}
-ACK_TEXTS = ("api", "api 00014-def")  # a revision list and a real proposal: both job hand-offs
+ACK_TEXTS = ("api 00014-def",)  # the request: a proposal, handed off to a job
 CONFIRM = "rollback.confirm"
 
 GOOGLE_LATENCY = 0.05  # GoogleEmulator.faults.latency_all during the end-to-end runs
