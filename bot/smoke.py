@@ -21,7 +21,7 @@ import time
 from collections.abc import Mapping
 
 from bot.catalog import SmokeCommand
-from integrations.http_checks import CheckResult
+from integrations.http_checks import CheckKind, CheckResult
 
 log = logging.getLogger(__name__)
 
@@ -196,5 +196,5 @@ async def smoke_command_check(spec: SmokeCommand) -> tuple[CheckResult, tuple[st
         detail = f"exit {result.exit_code} after {result.duration_s:.1f}s"
     check = CheckResult(name="smoke command: " + " ".join(spec.command)[:80], url="",
                         ok=result.ok, status=result.exit_code, detail=detail,
-                        elapsed_ms=result.duration_s * 1000, kind="command")
+                        elapsed_ms=result.duration_s * 1000, kind=CheckKind.COMMAND)
     return check, result.last_lines

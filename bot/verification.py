@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from bot.catalog import ServiceSection, VerificationSection
 from bot.messages.plan import traffic_plain
-from integrations.http_checks import CheckResult, JsonExpectation
+from integrations.http_checks import CheckKind, CheckResult, JsonExpectation
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,13 @@ def serving_check(requested: Mapping[str, int], serving: Mapping[str, int] | Non
         detail = f"{traffic_plain(serving)}, but {traffic_plain(requested)} was asked for"
         ok = False
     return CheckResult(name=SERVING, url="", ok=ok, status=None, detail=detail,
-                       elapsed_ms=elapsed_ms, kind="cloud_run")
+                       elapsed_ms=elapsed_ms, kind=CheckKind.CLOUD_RUN)
+
+
+def checked_the_service(results: Sequence[CheckResult]) -> bool:
+    """Whether any result looked at the service itself: Cloud Run serving what was
+    asked proves the traffic moved, not that the service works."""
+    return any(r.kind != CheckKind.CLOUD_RUN for r in results)
 
 
 def _smoke_name(url: str) -> str:

@@ -10,6 +10,7 @@ failures come back as a failed `CheckResult`, never as an exception.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import errno
 import json
 import logging
@@ -28,6 +29,14 @@ MAX_DETAIL_CHARS = 160
 JsonExpectation = str | int | bool  # an expected JSON field value (smoke_urls.expect_json)
 
 
+class CheckKind(enum.StrEnum):
+    """What answered a check, and so what `CheckResult.status` means."""
+
+    HTTP = "http"  # status: its HTTP status (None: no answer)
+    COMMAND = "command"  # status: the command's exit code
+    CLOUD_RUN = "cloud_run"  # a read of the service: no status, all in detail
+
+
 @dataclasses.dataclass(frozen=True)
 class CheckResult:
     name: str  # "health", "ready", "smoke: /api/v1/health"
@@ -38,9 +47,7 @@ class CheckResult:
     elapsed_ms: float
     attempts: int = 1
     dependencies: dict[str, str] = dataclasses.field(default_factory=dict)  # /ready "checks"
-    # What answered: "http" (status is its HTTP status), "command" (its exit code),
-    # "cloud_run" (a read of the service; no status).
-    kind: str = "http"
+    kind: CheckKind = CheckKind.HTTP
 
 
 def _short(text: str, limit: int = MAX_DETAIL_CHARS) -> str:

@@ -19,7 +19,8 @@ from bot.messages.plan import (
     traffic_plain,
 )
 from bot.rollbacks.model import Rollback
-from integrations.http_checks import CheckResult
+from bot.verification import checked_the_service
+from integrations.http_checks import CheckKind, CheckResult
 
 STOP = "Stop and escalate; do not roll back further blindly."
 
@@ -70,7 +71,7 @@ def traffic_failed(
 
 def _check_parts(result: CheckResult) -> list[str]:
     parts = []
-    if result.kind == "http":  # a command's exit code and a Cloud Run read are in detail
+    if result.kind == CheckKind.HTTP:  # an exit code or a Cloud Run read is in detail
         status = str(result.status) if result.status is not None else "no answer"
         if not result.detail.startswith(status):
             parts.append(status)
@@ -142,7 +143,7 @@ def verdict(
     serves = traffic_mrkdwn(rollback.traffic_after or {rollback.target_revision: 100})
     who = context(clip(f"#{rollback.id} · {people(rollback)}"))
     if error is None and not failed:
-        if any(r.kind != "cloud_run" for r in results):  # a serving check alone: unchecked
+        if checked_the_service(results):
             head = (f"✅ *Rollback verified* — {rollback.service} serves {serves} · "
                     f"{len(results)}/{len(results)} checks passed")
             text = f"✅ Rollback verified: {rollback.service} → {rollback.target_revision}"

@@ -20,7 +20,7 @@ from bot.messages.thread import check_line, verdict
 from bot.metrics import record_rollback_outcome
 from bot.rollbacks.model import Rollback, State, Verdict
 from bot.smoke import smoke_command_check
-from bot.verification import checks_for, run_checks, serving_check
+from bot.verification import checked_the_service, checks_for, run_checks, serving_check
 from bot.workflow import analyse
 from bot.workflow.posting import RollbackView, in_thread
 from integrations.cloud_run import CloudRunError
@@ -128,8 +128,7 @@ async def verify_rollback(
                 text=f"Last lines of the smoke command:\n{tail}",
                 blocks=(mrkdwn_section(clip("```\n" + tail + "\n```")),)))
     failed = [r for r in final_results if not r.ok]
-    # Cloud Run serving what was asked proves the traffic moved, not that it works.
-    unchecked = all(r.kind == "cloud_run" for r in final_results)
+    unchecked = not checked_the_service(final_results)
     if failed:
         outcome, state = Verdict.FAILED, State.FAILED
         error = "verification failed: " + ", ".join(f"{r.name} ({r.detail})" for r in failed)
