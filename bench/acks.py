@@ -24,7 +24,7 @@ from typing import Any
 
 import psycopg
 from common import ACK_TEXTS, ALICE, BENCH, PACE, RESULTS, ROOT, Plan
-from procs import Server, cpu_seconds, process_tree, remove
+from procs import Server, cpu_seconds, process_tree, remove, wait_or_kill
 
 from integrations.emulators.launcher import EmulatedWorld
 from integrations.emulators.slack.delivery import command_form
@@ -185,11 +185,7 @@ class LoadGen:
             with contextlib.suppress(Exception):
                 assert proc.stdin is not None
                 proc.stdin.close()
-            try:
-                await asyncio.wait_for(proc.wait(), 10)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
+            await wait_or_kill(proc, 10)
         if self.spec_path:
             remove(self.spec_path)
 

@@ -247,6 +247,13 @@ async def one_rollback(emulated: EmulatedWorld, events_url: str, target: str,
         "first_check_critical_asked_ms": line_asked * 1000,
         "first_check_minimum_ms": minimum_line * 1000,
         "first_check_calls": line_calls,
+        # The emulator's own work on each call up to the first check line (building its
+        # answer after the injected wait): time counted as rollbot's, though it is not.
+        # Not WaitOperation's: its answer waits for the operation, an injected wait.
+        "emulator_work_ms": sum(
+            (c.answered - (c.waited[1] if c.waited else c.time)) * 1000 for c in calls
+            if c.answered is not None and c.time <= first_line_at
+            and not c.method.endswith("/WaitOperation")),
         "slack_calls_before_traffic": slack_before_traffic,
     }
 

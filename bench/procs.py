@@ -111,6 +111,15 @@ def open_log(name: str) -> TextIO:
     return (RESULTS / name).open("w", encoding="utf-8")
 
 
+async def wait_or_kill(proc: asyncio.subprocess.Process, seconds: float) -> None:
+    """Give a process `seconds` to exit after it was asked to, then kill it."""
+    try:
+        await asyncio.wait_for(proc.wait(), seconds)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+
+
 def remove(path: str) -> None:
     Path(path).unlink(missing_ok=True)
 
@@ -183,22 +192,14 @@ class Server:
         proc, self.proc = self.proc, None
         if proc is not None and proc.returncode is None:
             proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), 20)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
+            await wait_or_kill(proc, 20)
         watchdog, self.watchdog = self.watchdog, None
         if watchdog is not None and watchdog.stdin is not None:
             with contextlib.suppress(OSError):
                 watchdog.stdin.write(b"x")
                 await watchdog.stdin.drain()
                 watchdog.stdin.close()
-            try:
-                await asyncio.wait_for(watchdog.wait(), 5)
-            except TimeoutError:
-                watchdog.kill()
-                await watchdog.wait()
+            await wait_or_kill(watchdog, 5)
         if self._log is not None:
             self._log.close()
             self._log = None
