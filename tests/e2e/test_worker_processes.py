@@ -85,10 +85,18 @@ async def _revisions_answered(http: aiohttp.ClientSession, emu: Emulated, base: 
 
 
 async def _start(emu: Emulated, workers: int) -> tuple[Proc, str]:
+    """`rollbot serve` with `workers`, once /healthz answers (stopped if it never does)."""
     port = _free_port()
     serve = await Proc.start("serve", "--host", "127.0.0.1", env=_clean_env(
         **emu.env, PORT=str(port), ROLLBOT_WORKERS=str(workers)))
-    return serve, f"http://127.0.0.1:{port}"
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+            await _wait_healthy(http, f"{base}/healthz", serve, within=20)
+    except BaseException:
+        await serve.stop()
+        raise
+    return serve, base
 
 
 async def test_jobs_run_in_a_worker_process_that_is_replaced_and_stopped_with_serve(
@@ -98,7 +106,6 @@ async def test_jobs_run_in_a_worker_process_that_is_replaced_and_stopped_with_se
     listener = serve.proc.pid
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
-            await _wait_healthy(http, f"{base}/healthz", serve, within=20)
             (worker,) = _children(listener)
             assert _niceness(worker) == 19  # the kernel favours the listener's acks
             await _revisions_answered(http, emulated, base, serve)
@@ -123,10 +130,8 @@ async def test_jobs_run_in_a_worker_process_that_is_replaced_and_stopped_with_se
 async def test_a_worker_does_not_outlive_a_killed_listener(
     emulated: Emulated,  # noqa: F811
 ) -> None:
-    serve, base = await _start(emulated, workers=2)
+    serve, _ = await _start(emulated, workers=2)
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
-            await _wait_healthy(http, f"{base}/healthz", serve, within=20)
         workers = _children(serve.proc.pid)
         assert len(workers) == 2
         serve.proc.kill()  # no clean-up code runs in the listener
@@ -142,7 +147,6 @@ async def test_zero_workers_runs_jobs_in_the_listener(
     serve, base = await _start(emulated, workers=0)
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
-            await _wait_healthy(http, f"{base}/healthz", serve, within=20)
             assert _children(serve.proc.pid) == []
             await _revisions_answered(http, emulated, base, serve)
     finally:
