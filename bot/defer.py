@@ -7,8 +7,8 @@ which under concurrent load queued up behind the acks. This writes the same rows
 through the same versioned database function (`procrastinate_defer_jobs_v1`, whose
 trigger notifies the workers), with the batch as one JSON parameter, and batches
 like a group commit: while one INSERT is in flight the next hand-offs gather, and
-go together in the following one. A lone hand-off is never delayed; a stream of
-them waits 10 ms to share a statement.
+go together in the following one, at most one statement per 10 ms. A lone
+hand-off is never delayed; one in a stream waits up to 10 ms to share a statement.
 
 Only plain jobs (no lock, queueing lock, priority or schedule) go this way; the
 workflow's transactional defers keep procrastinate's API and the caller's connection.
@@ -30,12 +30,11 @@ MAX_BATCH = 200
 # Past this a hand-off has failed and the user is told; a pool waiting on a dead
 # database would otherwise keep them waiting 30 s for nothing.
 HANDOFF_SECONDS = 5.0
-# A hand-off within BUSY_SECONDS of the last statement waits GATHER_SECONDS for
-# company (Nagle-style); a lone one, like a Confirm click, goes at once. In a stream
-# each statement, and the wake-up for its answer, costs the listener more than the
-# acks around it (a 1 ms wait left one or two per statement at 1,000 commands/s);
-# 10 ms makes them about one in ten, and delays a hand-off in a stream by as much.
-BUSY_SECONDS = 0.05
+# Statements start at least GATHER_SECONDS apart (Nagle-style): a hand-off within
+# that time of the last one waits out the rest of it, in company; a lone one, like a
+# Confirm click, goes at once. In a stream each statement, and the wake-up for its
+# answer, costs the listener more than the acks around it: at 1,000 commands/s a
+# statement per GATHER_SECONDS is one per ten commands, and delays each by ≤ 10 ms.
 GATHER_SECONDS = 0.01
 
 # The rows procrastinate's own defer writes (see procrastinate/sql/queries.sql,
@@ -75,7 +74,7 @@ class BatchDeferrer:
         self._pending: list[_Pending] = []
         self._flushing: asyncio.Task[None] | None = None
         self._reports: set[asyncio.Task[None]] = set()
-        self._last_sent = -1.0
+        self._last_sent = float("-inf")
         self.batches = 0  # statements sent, for tests and diagnostics
 
     def hand_off(self, task_name: str, *, on_failure: OnFailure, **kwargs: Any) -> None:
@@ -126,10 +125,13 @@ class BatchDeferrer:
     async def _flush(self) -> None:
         loop = asyncio.get_running_loop()
         try:
-            if loop.time() - self._last_sent < BUSY_SECONDS:
-                # Hand-offs are streaming in: let the next few join this statement.
-                await asyncio.sleep(GATHER_SECONDS)
             while self._pending:
+                # Checked before every statement, not once per flush: under steady load
+                # hand-offs keep arriving while one is in flight, and the loop would
+                # otherwise send each of them alone the moment the last one returned.
+                wait = self._last_sent + GATHER_SECONDS - loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
                 batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
                 try:
                     async with asyncio.timeout(self._timeout):

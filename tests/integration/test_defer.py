@@ -14,7 +14,7 @@ import psycopg
 import pytest
 import pytest_asyncio
 
-from bot.defer import BatchDeferrer
+from bot.defer import GATHER_SECONDS, BatchDeferrer
 from bot.jobs import build_job_app
 from bot.jobs_names import LIST_REVISIONS, VERIFY_NOW
 
@@ -194,3 +194,19 @@ async def test_database_down_or_stuck_reports_every_hand_off(
             deferrer.hand_off(LIST_REVISIONS, on_failure=failures, service="api")
         await deferrer.drain()
         assert [type(e) for e in failures.errors] == [error] * 5
+
+
+async def test_a_steady_stream_shares_statements(jobs: procrastinate.App) -> None:
+    """Hand-offs arriving one by one while statements are in flight (the listener
+    under steady load) still gather: at most one statement per GATHER_SECONDS, not
+    one per hand-off that arrived during the previous statement."""
+    deferrer, failures = _deferrer(jobs), _Failures()
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    for i in range(100):
+        deferrer.hand_off(VERIFY_NOW, on_failure=failures, service="stream", command={"i": i})
+        await asyncio.sleep(0.001)
+    elapsed = loop.time() - began
+    await deferrer.drain()
+    assert failures.errors == []
+    assert deferrer.batches <= elapsed / GATHER_SECONDS + 2, (deferrer.batches, elapsed)
