@@ -18,7 +18,7 @@ import os
 import signal
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from integrations.emulators.launcher import EmulatedWorld
 from integrations.emulators.slack.delivery import command_form
 
 STAND_IN_NICENESS = 5
+STAND_IN_GROUP_NICENESS = 19  # the autogroup of each store process (see stand_ins_yield_cpu)
 WORKERS_PAUSED = "c1_workers_paused"
 
 
@@ -227,16 +228,59 @@ def stand_ins_yield_cpu(emulated: EmulatedWorld) -> None:
     class (SCHED_IDLE; niceness as a fallback), so the kernel gives the servers
     under test and the load generators the CPU they want, and the stand-ins every
     cycle left over. Per thread on Linux: every thread of this process (the load
-    generators, spawned before, keep normal priority), and the stores' process trees."""
+    generators, spawned before, keep normal priority), and the stores' process trees.
+
+    Policies and niceness only rank tasks within one autogroup, and every Postgres
+    backend starts a session of its own (see `autogroups_off`). Where autogroups
+    stay on, each store process is put in an autogroup of niceness 19. Called
+    before every phase: the stores start backends (and so groups) as clients connect."""
     pids = [int(task.name) for task in Path("/proc/self/task").iterdir()]
     for store in emulated._stores:  # the bench owns this world
         if store.pid is not None:
-            pids += process_tree(store.pid)
+            for pid in process_tree(store.pid):
+                pids.append(pid)
+                with contextlib.suppress(OSError):
+                    Path(f"/proc/{pid}/autogroup").write_text(str(STAND_IN_GROUP_NICENESS))
     for pid in pids:
         with contextlib.suppress(OSError):
             os.setpriority(os.PRIO_PROCESS, pid, STAND_IN_NICENESS)
         with contextlib.suppress(OSError):
             os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
+
+
+AUTOGROUP_SETTING = Path("/proc/sys/kernel/sched_autogroup_enabled")
+
+
+@contextlib.contextmanager
+def autogroups_off() -> Iterator[str]:
+    """Turn the kernel's sched_autogroup off for the ack phases, and back on after.
+
+    With it on (most distributions' default) the scheduler first shares the CPUs
+    between sessions, and only then by policy and niceness within each. Every Postgres
+    backend starts its own session, so each counted as much as the whole bench,
+    servers under test included, and SCHED_IDLE meant nothing for them: measured on
+    2 vCPUs, rollbot's load generator waited behind the backends its worker's jobs
+    kept busy. Autogroups apply only to tasks in the root cgroup, so containers
+    (Cloud Run, Docker) never have them. Needs root; otherwise they stay on, and
+    `stand_ins_yield_cpu` nices the stores' groups instead. Yields what was done."""
+    try:
+        was = AUTOGROUP_SETTING.read_text().strip()
+    except OSError:
+        yield "no autogroups (no such setting)"
+        return
+    if was == "0":
+        yield "off (already)"
+        return
+    try:
+        AUTOGROUP_SETTING.write_text("0")
+    except OSError:
+        yield "on (not root): store processes' autogroups at niceness 19"
+        return
+    try:
+        yield "off during the ack phases"
+    finally:
+        with contextlib.suppress(OSError):
+            AUTOGROUP_SETTING.write_text(was)
 
 
 async def measure_acks(emulated: EmulatedWorld, plan: Plan,
@@ -256,6 +300,7 @@ async def measure_acks(emulated: EmulatedWorld, plan: Plan,
         raws: dict[str, dict[str, list[dict[str, Any]]]] = {name: {} for name in servers}
         for index, phase in enumerate(phases):
             for name, gen in gens.items():
+                stand_ins_yield_cpu(emulated)
                 raws[name].setdefault(phase["level"], []).append(await gen.run(index))
         for level, concurrency, _n, _pause in ack_levels(plan):
             for name in servers:

@@ -36,7 +36,7 @@ from typing import Any
 if str(Path(__file__).resolve().parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from acks import STAND_IN_NICENESS, WORKERS_PAUSED, measure_acks
+from acks import STAND_IN_NICENESS, WORKERS_PAUSED, autogroups_off, measure_acks
 from common import (
     FULL,
     OPERATION_DELAY,
@@ -123,7 +123,9 @@ async def run(plan: Plan, quick: bool) -> dict[str, Any]:
             await bare.start()
             await bare.wait_ok("/healthz")
             under_test[f"bolt_{mode}"] = bare
-        results["ack"] = await measure_acks(emulated, plan, under_test)
+        with autogroups_off() as autogroups:
+            results["autogroups_during_acks"] = autogroups
+            results["ack"] = await measure_acks(emulated, plan, under_test)
         results["memory"]["rss_after_load_mb"] = (read_status_kb(bot.pid, "VmRSS") or 0) / 1024
         results["memory"]["peak_rss_mb"] = (read_status_kb(bot.pid, "VmHWM") or 0) / 1024
         results["memory"]["after_load"] = memory_mb(bot.pid)
