@@ -55,7 +55,8 @@ OnFailure = Callable[[BaseException], Awaitable[None]]
 class _Pending:
     __slots__ = ("args", "done", "on_failure", "queue", "task")
 
-    def __init__(self, queue: str, task: str, args: str, done: asyncio.Future[int] | None,
+    def __init__(self, queue: str, task: str, args: dict[str, Any],
+                 done: asyncio.Future[int] | None,
                  on_failure: OnFailure | None = None) -> None:
         self.queue, self.task, self.args, self.done = queue, task, args, done
         self.on_failure = on_failure
@@ -79,22 +80,22 @@ class BatchDeferrer:
 
     def hand_off(self, task_name: str, *, on_failure: OnFailure, **kwargs: Any) -> None:
         """Queue a job without waiting for it: no task, timer or future per hand-off,
-        which is most of what a hand-off cost the listener. Never raises: a job that
-        cannot be written (an unknown task, a value JSON can't hold, the database
-        down or slow past the timeout) is reported to `on_failure`, in a task."""
+        which is most of what a hand-off cost the listener. Nor JSON: the batch is
+        dumped in one go when it is sent, after the ack (the arguments are kept until
+        then, so pass values nobody changes). Never raises: a job that cannot be
+        written (an unknown task, a value JSON can't hold, the database down or slow
+        past the timeout) is reported to `on_failure`, in a task."""
         try:
             queue = self._queue_of(task_name)
-            args = json.dumps(kwargs)
         except Exception as exc:
             self._report(on_failure, exc)
             return
-        self._add(_Pending(queue, task_name, args, None, on_failure))
+        self._add(_Pending(queue, task_name, kwargs, None, on_failure))
 
     async def defer(self, task_name: str, **kwargs: Any) -> int:
         queue = self._queue_of(task_name)  # an unknown task fails here, for this caller only
-        args = json.dumps(kwargs)  # so does a value JSON can't hold
         done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._add(_Pending(queue, task_name, args, done))
+        self._add(_Pending(queue, task_name, kwargs, done))
         return await done
 
     async def drain(self, within: float = 10.0) -> None:
@@ -133,15 +134,15 @@ class BatchDeferrer:
                 if wait > 0:
                     await asyncio.sleep(wait)
                 batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+                batch, body = self._dumped(batch)
+                if not batch:
+                    continue
                 try:
                     async with asyncio.timeout(self._timeout):
-                        ids = await self._insert(batch)
+                        ids = await self._insert(batch, body)
                 except BaseException as exc:
                     for job in batch:
-                        if job.done is not None and not job.done.done():
-                            job.done.set_exception(exc)
-                        elif job.on_failure is not None and isinstance(exc, Exception):
-                            self._report(job.on_failure, exc)
+                        self._fail(job, exc)
                     if not isinstance(exc, Exception):
                         raise
                     continue
@@ -153,14 +154,38 @@ class BatchDeferrer:
             if self._pending:  # arrived while a cancellation unwound: don't strand them
                 self._flushing = asyncio.create_task(self._flush(), name="defer-batch")
 
-    async def _insert(self, batch: list[_Pending]) -> list[int]:
+    def _fail(self, job: _Pending, exc: BaseException) -> None:
+        if job.done is not None and not job.done.done():
+            job.done.set_exception(exc)
+        elif job.on_failure is not None and isinstance(exc, Exception):
+            self._report(job.on_failure, exc)
+
+    def _dumped(self, batch: list[_Pending]) -> tuple[list[_Pending], str]:
+        """The batch as the statement's JSON parameter, in one `json.dumps`; a job whose
+        arguments JSON can't hold fails alone and is left out."""
+        try:
+            return batch, json.dumps([_row(job) for job in batch])
+        except (TypeError, ValueError):
+            good = []
+            for job in batch:
+                try:
+                    json.dumps(_row(job))
+                except (TypeError, ValueError) as exc:
+                    self._fail(job, exc)
+                else:
+                    good.append(job)
+            return good, json.dumps([_row(job) for job in good])
+
+    async def _insert(self, batch: list[_Pending], body: str) -> list[int]:
         self.batches += 1
         self._last_sent = asyncio.get_running_loop().time()
-        jobs = ",".join(f'{{"q":{json.dumps(j.queue)},"t":{json.dumps(j.task)},"a":{j.args}}}'
-                        for j in batch)
         async with self._pool().connection() as conn:
-            cur = await conn.execute(DEFER_JOBS, (f"[{jobs}]",))
+            cur = await conn.execute(DEFER_JOBS, (body,))
             rows = await cur.fetchall()
         if len(rows) != len(batch):
             raise RuntimeError(f"deferred {len(rows)} jobs of {len(batch)}")
         return [int(row[0]) for row in rows]
+
+
+def _row(job: _Pending) -> dict[str, Any]:
+    return {"q": job.queue, "t": job.task, "a": job.args}

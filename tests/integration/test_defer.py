@@ -210,3 +210,19 @@ async def test_a_steady_stream_shares_statements(jobs: procrastinate.App) -> Non
     await deferrer.drain()
     assert failures.errors == []
     assert deferrer.batches <= elapsed / GATHER_SECONDS + 2, (deferrer.batches, elapsed)
+
+
+async def test_a_hand_off_json_cannot_hold_is_reported_and_its_batch_still_written(
+    jobs: procrastinate.App, database_url: str
+) -> None:
+    """Arguments are dumped with their batch, after the ack: one bad value fails its
+    own job (told to its on_failure), not the others sent with it."""
+    deferrer, good, bad = _deferrer(jobs), _Failures(), _Failures()
+    deferrer.hand_off(VERIFY_NOW, on_failure=good, service="mixed-batch", command={"i": 1})
+    deferrer.hand_off(VERIFY_NOW, on_failure=bad, service="mixed-batch", command={"x": {1, 2}})
+    deferrer.hand_off(VERIFY_NOW, on_failure=good, service="mixed-batch", command={"i": 3})
+    await deferrer.drain()
+    assert good.errors == []
+    assert [type(e) for e in bad.errors] == [TypeError]
+    assert await _count(database_url, "mixed-batch") == 2
+    assert deferrer.batches == 1
