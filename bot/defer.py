@@ -162,19 +162,20 @@ class BatchDeferrer:
 
     def _dumped(self, batch: list[_Pending]) -> tuple[list[_Pending], str]:
         """The batch as the statement's JSON parameter, in one `json.dumps`; a job whose
-        arguments JSON can't hold fails alone and is left out."""
+        arguments JSON can't hold (NaN included: jsonb refuses it, which would fail the
+        whole statement) fails alone and is left out."""
         try:
-            return batch, json.dumps([_row(job) for job in batch])
-        except (TypeError, ValueError):
+            return batch, _json([_row(job) for job in batch])
+        except Exception:
             good = []
             for job in batch:
                 try:
-                    json.dumps(_row(job))
-                except (TypeError, ValueError) as exc:
+                    _json(_row(job))
+                except Exception as exc:
                     self._fail(job, exc)
                 else:
                     good.append(job)
-            return good, json.dumps([_row(job) for job in good])
+            return good, _json([_row(job) for job in good])
 
     async def _insert(self, batch: list[_Pending], body: str) -> list[int]:
         self.batches += 1
@@ -185,6 +186,10 @@ class BatchDeferrer:
         if len(rows) != len(batch):
             raise RuntimeError(f"deferred {len(rows)} jobs of {len(batch)}")
         return [int(row[0]) for row in rows]
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, allow_nan=False)
 
 
 def _row(job: _Pending) -> dict[str, Any]:

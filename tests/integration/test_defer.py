@@ -221,8 +221,9 @@ async def test_a_hand_off_json_cannot_hold_is_reported_and_its_batch_still_writt
     deferrer.hand_off(VERIFY_NOW, on_failure=good, service="mixed-batch", command={"i": 1})
     deferrer.hand_off(VERIFY_NOW, on_failure=bad, service="mixed-batch", command={"x": {1, 2}})
     deferrer.hand_off(VERIFY_NOW, on_failure=good, service="mixed-batch", command={"i": 3})
+    deferrer.hand_off(VERIFY_NOW, on_failure=bad, service="mixed-batch", ratio=float("nan"))
     await deferrer.drain()
     assert good.errors == []
-    assert [type(e) for e in bad.errors] == [TypeError]
+    assert [type(e) for e in bad.errors] == [TypeError, ValueError]
     assert await _count(database_url, "mixed-batch") == 2
     assert deferrer.batches == 1
