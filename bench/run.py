@@ -61,7 +61,7 @@ from integrations.emulators.world import default_world
 
 # --- the run --------------------------------------------------------------------------
 
-async def run(plan: Plan, quick: bool) -> dict[str, Any]:
+async def run(plan: Plan, quick: bool, calibrate: bool = False) -> dict[str, Any]:
     results: dict[str, Any] = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "quick": quick,
         "plan": dataclasses.asdict(plan),
@@ -117,12 +117,16 @@ async def run(plan: Plan, quick: bool) -> dict[str, Any]:
         # 1. ack latency: rollbot and the two bare Bolt apps, interleaved
         print("ack latency …", flush=True)
         under_test = {"rollbot": bot}
-        for mode in ("default", "floor"):
+        bare_apps = [("bolt_default", "default"), ("bolt_floor", "floor")]
+        if calibrate:  # a second floor app, measured like the others (an A/A comparison)
+            bare_apps.append((CALIBRATION, "floor"))
+        for name, mode in bare_apps:
             bare = bare_server(emulated, mode)
+            bare.name = name.replace("_", "-")
             servers.append(bare)
             await bare.start()
             await bare.wait_ok("/healthz")
-            under_test[f"bolt_{mode}"] = bare
+            under_test[name] = bare
         with autogroups_off() as autogroups:
             results["autogroups_during_acks"] = autogroups
             results["ack"] = await measure_acks(emulated, plan, under_test)
@@ -143,6 +147,9 @@ async def run(plan: Plan, quick: bool) -> dict[str, Any]:
         await emulated.stop()
     results["loadavg_after"] = loadavg()
     return results
+
+
+CALIBRATION = "bolt_floor_twin"
 
 
 # --- the report -----------------------------------------------------------------------
@@ -189,6 +196,12 @@ def verdicts(r: dict[str, Any], plan: Plan) -> list[dict[str, Any]]:
     rows[-1]["unit"] = "ms"
     ack_row(f"  server CPU busy during @{mid} (1 = one core)", "server_cpu_busy_in_phase",
             f"c{mid}")
+    if CALIBRATION in ack:  # the noise band of the ratios above, on this run
+        twin = ack[CALIBRATION]
+        for label, key, phase in ((f"p50 @{lo}", "p50_ms", f"c{lo}"),
+                                  (f"p99 @{mid}", "p99_ms", f"c{mid}")):
+            add(f"  calibration: a second floor app / the floor, ack {label}", "×",
+                twin[phase][key] / floor[phase][key], "(1 = no noise)")
     drained = bot[f"c{hi}"].get("jobs_drained_after_s")
     add(f"  rollbot's answers all posted, s after the @{hi} burst", "s", drained,
         "" if drained is not None else "queue not drained in 90 s")
@@ -243,12 +256,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="rollbot benchmark (see bench/README.md)")
     parser.add_argument("--quick", action="store_true", help="fewer requests and rollbacks")
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
+    parser.add_argument("--calibrate", action="store_true",
+                        help="also measure a second floor app: the ratios' noise band")
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
     # gRPC logs a line on every fork of a process that uses it (each subprocess spawn).
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     began = time.perf_counter()
-    results = asyncio.run(asyncio.wait_for(run(plan, args.quick), timeout=600))
+    results = asyncio.run(asyncio.wait_for(run(plan, args.quick, args.calibrate), timeout=600))
     rows = verdicts(results, plan)
     results["table"] = rows
     results["elapsed_s"] = time.perf_counter() - began
