@@ -121,6 +121,12 @@ class Client:
                 lambda: conn, self.host, self.port)
         return conn
 
+    def reset(self, slot: int) -> None:
+        old = self.connections[slot]
+        if old.transport is not None:
+            old.transport.close()
+        self.connections[slot] = Connection()
+
     def close(self) -> None:
         for conn in self.connections:
             if conn.transport is not None:
@@ -147,7 +153,7 @@ async def fire(client: Client, requests: list[bytes], concurrency: int,
                     timer.cancel()
             except (OSError, asyncio.CancelledError, ValueError):
                 statuses[i] = FAILED
-                client.connections[slot] = Connection()  # unknown state: start afresh
+                client.reset(slot)  # unknown state (a late answer may still come): start afresh
             latencies[i] = time.perf_counter() - started
             if pause:
                 await asyncio.sleep(pause)
