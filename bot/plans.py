@@ -8,10 +8,25 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from bot.catalog import Catalog
 from integrations.cloud_run import CloudRun, CloudRunError, Revision, ServiceState
+
+
+def ordered_traffic(traffic: Mapping[str, int]) -> list[tuple[str, int]]:
+    """Revision shares, largest first (ties by name)."""
+    return sorted(traffic.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def traffic_plain(traffic: Mapping[str, int] | None) -> str:
+    """`rev-a 90%, rev-b 10%`, largest share first: how plans, checks and messages
+    say what serves in plain text."""
+    if not traffic:
+        return "nothing"
+    return ", ".join(f"{rev} {pct}%" for rev, pct in ordered_traffic(traffic))
+
 
 CheckStatus = Literal["ok", "fail", "todo"]
 

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from bot.catalog import ServiceSection, VerificationSection
-from bot.messages.plan import traffic_plain
+from bot.plans import traffic_plain
 from integrations.http_checks import CheckKind, CheckResult, JsonExpectation
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from slack_sdk.models.blocks import (
 
 from bot.ids import RollbackAction, RollbackBlock
 from bot.messages.base import Message, context, mrkdwn_section, user_mention, when
-from bot.plans import CheckItem, Plan, RevisionFacts
+from bot.plans import CheckItem, Plan, RevisionFacts, ordered_traffic, traffic_plain
 from bot.rollbacks.model import Rollback, State, Verdict
 
 # Slack limits (https://docs.slack.dev/reference/block-kit/blocks).
@@ -47,22 +47,11 @@ def esc(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _ordered(traffic: Mapping[str, int]) -> list[tuple[str, int]]:
-    return sorted(traffic.items(), key=lambda kv: (-kv[1], kv[0]))
-
-
-def traffic_plain(traffic: Mapping[str, int] | None) -> str:
-    """`rev-a 90%, rev-b 10%`, largest share first (fallback text)."""
-    if not traffic:
-        return "nothing"
-    return ", ".join(f"{rev} {pct}%" for rev, pct in _ordered(traffic))
-
-
 def traffic_mrkdwn(traffic: Mapping[str, int] | None, sep: str = ", ") -> str:
     """`` `rev-a` 90%, `rev-b` 10% ``, largest share first."""
     if not traffic:
         return "nothing"
-    return sep.join(f"`{rev}` {pct}%" for rev, pct in _ordered(traffic))
+    return sep.join(f"`{rev}` {pct}%" for rev, pct in ordered_traffic(traffic))
 
 
 def people(rollback: Rollback) -> str:
