@@ -120,9 +120,9 @@ class HandOffSpy:
         submit, configure = deps.dispatcher.submit, deps.jobs.configure_task
         hand_off = deps.handoffs.hand_off
 
-        def spy_submit(work: Any, on_error: Any = None, name: str = "handoff") -> Any:
+        def spy_submit(work: Any, name: str = "after-ack") -> Any:
             self.handoffs.append(name)
-            return submit(work, on_error, name)
+            return submit(work, name)
 
         def spy_hand_off(task_name: str, **kwargs: Any) -> None:
             self.handoffs.append(task_name)
