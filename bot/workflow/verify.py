@@ -44,14 +44,15 @@ async def verify(deps: Deps, rollback_id: int) -> None:
 async def read_serving(deps: Deps, rollback: Rollback) -> CheckResult:
     """The serving check from a fresh read of the service (a resumed verification)."""
     began = time.monotonic()
+    serving, error = None, None
     try:
         state = await deps.cloud_run.get_service(
             rollback.cloud_run_service, deps.catalog.region_of(rollback.service))
+        serving = state.serving()
     except CloudRunError as exc:
-        return serving_check({rollback.target_revision: 100}, None, rollback.traffic_before,
-                             elapsed_ms=(time.monotonic() - began) * 1000, error=exc.message)
-    return serving_check({rollback.target_revision: 100}, state.serving(),
-                         rollback.traffic_before, elapsed_ms=(time.monotonic() - began) * 1000)
+        error = exc.message
+    return serving_check({rollback.target_revision: 100}, serving, rollback.traffic_before,
+                         elapsed_ms=(time.monotonic() - began) * 1000, error=error)
 
 
 async def verify_rollback(

@@ -34,12 +34,13 @@ def latest_created(svc: EmuService) -> EmuRevision | None:
     return max(revisions, key=lambda r: r.create_time) if revisions else None
 
 
-def env_vars(rev: EmuRevision) -> list[run_v2.EnvVar]:
+def env_vars(rev: EmuRevision) -> list[Any]:
+    """A revision's container env as raw protobuf EnvVars (see service_message)."""
     out = [_PB.EnvVar(name=k, value=v) for k, v in sorted(rev.env.items())]
     for env_name, (secret, version) in sorted(rev.secrets.items()):
         ref = _PB.SecretKeySelector(secret=secret, version=version)
         out.append(_PB.EnvVar(name=env_name, value_source=_PB.EnvVarSource(secret_key_ref=ref)))
-    return [run_v2.EnvVar.wrap(var) for var in out]
+    return out
 
 
 def parse_env(env: list[Any]) -> tuple[dict[str, str], dict[str, tuple[str, str]]]:
@@ -107,7 +108,7 @@ def service_message(world: World, svc: EmuService, *, reconciling: bool = False)
     template = _PB.RevisionTemplate()
     if newest is not None:
         template = _PB.RevisionTemplate(containers=[
-            _PB.Container(image=newest.image, env=[run_v2.EnvVar.pb(v) for v in env_vars(newest)])])
+            _PB.Container(image=newest.image, env=env_vars(newest))])
     terminal = _condition("Ready", ready, svc.update_time, not_ready)
     # Built as protobuf messages and wrapped once: proto-plus marshals every field of
     # every nested message in Python, which made each answer cost about a millisecond.
@@ -156,8 +157,7 @@ def revision_message(world: World, svc: EmuService, rev: EmuRevision) -> run_v2.
         creator=rev.creator,
         create_time=_timestamp(rev.create_time),
         update_time=_timestamp(rev.create_time),
-        containers=[_PB.Container(image=rev.image,
-                                  env=[run_v2.EnvVar.pb(v) for v in env_vars(rev)])],
+        containers=[_PB.Container(image=rev.image, env=env_vars(rev))],
         conditions=[_condition("Ready", rev.ready, rev.create_time, failure)],
         log_uri=(f"https://console.cloud.google.com/logs/viewer?project={world.project}"
                  f"&resource=cloud_run_revision/revision_name/{rev.name}"),
