@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -30,7 +31,7 @@ from bot.stores.db import check_database, open_pool
 from bot.stores.migrations import migrate
 from bot.stores.redis_store import Deduplicator, check_redis, open_redis
 from bot.workflow import recovery
-from integrations.cloud_run import GoogleCloudRun
+from integrations.cloud_run import CloudRun, GoogleCloudRun, Revision, ServiceState
 from integrations.gcp import GoogleClients, make_google_clients
 from integrations.google_retry import RetryPolicy
 from integrations.http_checks import HttpChecker
@@ -40,8 +41,36 @@ from integrations.monitoring import GoogleCloudMonitoring
 log = logging.getLogger(__name__)
 
 
+class ListenerHasNoCloudRun:
+    """Cloud Run as `rollbot serve`'s HTTP listener sees it: absent. Its listeners
+    only ack and hand off (handlers never call cloud APIs; jobs do, in the worker
+    processes), so it builds no Google clients: their gRPC channel would start seven
+    threads beside the event loop that answers Slack, for nothing. A call here is a
+    bug in rollbot, hence loud."""
+
+    @staticmethod
+    def _bug() -> RuntimeError:
+        return RuntimeError("the HTTP listener does not call Cloud Run; hand the work to a job")
+
+    async def get_service(self, service: str, region: str) -> ServiceState:
+        raise self._bug()
+
+    async def list_revisions(self, service: str, region: str, limit: int = 10
+                             ) -> list[Revision]:
+        raise self._bug()
+
+    async def get_revision(self, service: str, region: str, revision: str) -> Revision:
+        raise self._bug()
+
+    async def set_traffic(
+        self, service: str, region: str, percents: Mapping[str, int], *,
+        before_change: Callable[[], Awaitable[None]] | None = None,
+    ) -> ServiceState:
+        raise self._bug()
+
+
 class Runtime:
-    def __init__(self, deps: Deps, bolt: AsyncApp, google: GoogleClients) -> None:
+    def __init__(self, deps: Deps, bolt: AsyncApp, google: GoogleClients | None) -> None:
         self.deps = deps
         self.bolt = bolt
         self.google = google
@@ -55,7 +84,7 @@ class Runtime:
     ) -> Runtime:
         """`run_worker=False`: a listener whose jobs run in worker processes
         (`rollbot worker`, or the ones `rollbot serve` starts); crash recovery
-        is then theirs too."""
+        is then theirs too, and so are the Google clients."""
         register_secret_values(
             settings.slack_bot_token.get_secret_value(),
             settings.slack_signing_secret.get_secret_value(),
@@ -65,8 +94,8 @@ class Runtime:
         await migrate(settings.database_url)
         pool = await open_pool(settings.database_url)
         redis = await open_redis(settings.redis_url)
-        google = make_google_clients(settings.gcp_emulator_host or None)
-        cloud_run = GoogleCloudRun(
+        google = make_google_clients(settings.gcp_emulator_host or None) if run_worker else None
+        cloud_run: CloudRun = ListenerHasNoCloudRun() if google is None else GoogleCloudRun(
             google.services, google.revisions, catalog.gcp.project, policy=retry_policy,
             on_call=cloud_run_call)
         slack = SlackOut.connect(
@@ -79,9 +108,10 @@ class Runtime:
             cloud_run=cloud_run, jobs=jobs, dispatcher=Dispatcher(),
             rollbacks=RollbackStore(pool), audit=AuditLog(pool), dedupe=Deduplicator(redis),
             http=HttpChecker(),
-            monitoring=GoogleCloudMonitoring(google.monitoring, catalog.gcp.project,
-                                             policy=retry_policy),
-            logs=GoogleCloudLogs(google.logging, catalog.gcp.project, policy=retry_policy),
+            monitoring=None if google is None else GoogleCloudMonitoring(
+                google.monitoring, catalog.gcp.project, policy=retry_policy),
+            logs=None if google is None else GoogleCloudLogs(
+                google.logging, catalog.gcp.project, policy=retry_policy),
             handoffs=BatchDeferrer(lambda: jobs.connector.pool,  # type: ignore[attr-defined]
                                    lambda name: jobs.tasks[name].queue),
         )
@@ -129,7 +159,8 @@ class Runtime:
         await self.deps.jobs.close_async()
         await self.deps.http.close()
         await self.deps.slack.close()
-        await self.google.close()
+        if self.google is not None:
+            await self.google.close()
         await self.deps.redis.aclose()
         await self.deps.pool.close()
 

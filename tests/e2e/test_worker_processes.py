@@ -50,6 +50,15 @@ def _gone(pid: int) -> bool:
     return stat[stat.rindex(")") + 2] == "Z"  # a zombie waiting for its reaper is gone too
 
 
+def _grpc_threads(pid: int) -> list[str]:
+    """gRPC's own threads in `pid` (its timer manager and event engine name theirs)."""
+    names = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            names.append((task / "comm").read_text().strip())
+    return [n for n in names if n.startswith(("grpc", "event_engine"))]
+
+
 def _niceness(pid: int) -> int:
     stat = Path(f"/proc/{pid}/stat").read_text()
     return int(stat[stat.rindex(")") + 2:].split()[16])
@@ -109,6 +118,11 @@ async def test_jobs_run_in_a_worker_process_that_is_replaced_and_stopped_with_se
             (worker,) = _children(listener)
             assert _niceness(worker) == 19  # the kernel favours the listener's acks
             await _revisions_answered(http, emulated, base, serve)
+
+            # Only the worker talks to Google: the listener has no gRPC channel, and
+            # so none of the threads one starts (the worker, which does, shows them).
+            assert _grpc_threads(worker)
+            assert _grpc_threads(listener) == []
 
             # The worker's Cloud Run calls show on the listener's /metrics.
             async with http.get(f"{base}/metrics") as resp:
