@@ -7,10 +7,11 @@ blanks anything shaped like a Slack token, Slack's response_url secrets, and
 the values registered with `register_secret_values` (Runtime.start registers
 the settings' secrets), in messages and in exception text alike.
 
-Trace correlation: `trace_middleware` reads Cloud Run's X-Cloud-Trace-Context
-(or W3C traceparent) into a context variable; JSON lines logged while handling
-that request (and in tasks it starts) carry ``logging.googleapis.com/trace``, so
-Cloud Logging groups them under the request. It needs GOOGLE_CLOUD_PROJECT.
+Trace correlation: the /slack/events handler (bot/app.py) reads Cloud Run's
+X-Cloud-Trace-Context (or W3C traceparent, see `trace_of`) into a context
+variable; JSON lines logged while handling that request (and in tasks it starts)
+carry ``logging.googleapis.com/trace``, so Cloud Logging groups them under the
+request. It needs GOOGLE_CLOUD_PROJECT.
 """
 
 from __future__ import annotations
@@ -23,11 +24,9 @@ import logging
 import os
 import re
 import sys
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
-
-from aiohttp import web
-from aiohttp.typedefs import Handler
 
 REDACTED = "[redacted]"
 # Registered values shorter than this are ignored: redacting them would mangle
@@ -68,15 +67,9 @@ def parse_trace_headers(
     return None
 
 
-@web.middleware
-async def trace_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    context = parse_trace_headers(
-        request.headers.get("X-Cloud-Trace-Context"), request.headers.get("traceparent"))
-    token = trace_context.set(context)
-    try:
-        return await handler(request)
-    finally:
-        trace_context.reset(token)
+def trace_of(headers: Mapping[str, str]) -> TraceContext | None:
+    """The trace a request's headers name (set it in `trace_context` while handling it)."""
+    return parse_trace_headers(headers.get("X-Cloud-Trace-Context"), headers.get("traceparent"))
 
 
 # ---- redaction ---------------------------------------------------------------

@@ -15,13 +15,19 @@ tests can read exactly these series.
 
 from __future__ import annotations
 
+import bisect
+import math
 import os
 import re
+from collections.abc import Iterable, Sequence
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import generate_latest
+from prometheus_client.metrics_core import HistogramMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -32,12 +38,40 @@ ACK_BUCKETS = (
 # Cloud Run calls: fast reads up to a long-running WaitOperation (10 s per wait).
 CALL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0)
 
+
+
+class AckLatency(Collector):
+    """`rollbot_ack_seconds`, counted in the memory of the process that acks and
+    rendered by this collector. Only the listener acks, so the ack needs none of
+    prometheus_client's multiprocess machinery, whose Histogram writes every
+    observation to a memory-mapped file under a lock: 2-3 % of an ack's CPU under
+    load, for a series no other process ever adds to."""
+
+    def __init__(self, buckets: Sequence[float]) -> None:
+        self._bounds = tuple(buckets)
+        self._counts = [0] * (len(self._bounds) + 1)  # the last one is +Inf's
+        self._sum = 0.0
+
+    def observe(self, seconds: float) -> None:
+        # bisect_left: a value equal to a bound counts in that bound's bucket (le).
+        self._counts[bisect.bisect_left(self._bounds, seconds)] += 1
+        self._sum += seconds
+
+    def collect(self) -> Iterable[Metric]:
+        buckets, cumulative = [], 0
+        for bound, count in zip((*self._bounds, math.inf), self._counts, strict=True):
+            cumulative += count
+            buckets.append((floatToGoString(bound), float(cumulative)))
+        yield HistogramMetricFamily(
+            "rollbot_ack_seconds", "Time to answer a Slack request on /slack/events.",
+            buckets=buckets, sum_value=self._sum)
+
+
+ACK_SECONDS = AckLatency(ACK_BUCKETS)
+REGISTRY.register(ACK_SECONDS)
 ROLLBACKS = Counter(
     "rollbot_rollbacks", "Rollbacks that reached an outcome.", ["outcome"],
     registry=REGISTRY)
-ACK_SECONDS = Histogram(
-    "rollbot_ack_seconds", "Time to answer a Slack request on /slack/events.",
-    buckets=ACK_BUCKETS, registry=REGISTRY)
 INTEGRATION_CALL_SECONDS = Histogram(
     "rollbot_integration_call_seconds", "One call (attempt) to an outside system.",
     ["system", "method", "outcome"], buckets=CALL_BUCKETS, registry=REGISTRY)
@@ -87,6 +121,7 @@ def render() -> tuple[bytes, str]:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         MultiProcessCollector(registry)
+        registry.register(ACK_SECONDS)  # in this process's memory, not in the files
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
 

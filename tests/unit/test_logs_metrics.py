@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from slack_bolt.response import BoltResponse
 
@@ -24,7 +23,6 @@ from bot.logs import (
     redact,
     register_secret_values,
     trace_context,
-    trace_middleware,
     url_passwords,
 )
 
@@ -140,25 +138,42 @@ def test_parse_trace_headers(
     assert got == expected
 
 
-async def test_trace_middleware_sets_the_context_for_the_request() -> None:
+class LoggingBolt:
+    """Enough of AsyncApp for build_web_app: logs a line and answers with the trace id
+    it sees, as a listener handling the request would."""
+
+    def __init__(self, capture: Capture) -> None:
+        self.capture = capture
+
+    async def async_dispatch(self, _: Any) -> BoltResponse:
+        self.capture.logger.info("handling")
+        current = trace_context.get()
+        return BoltResponse(status=200, body=current.trace_id if current else "-")
+
+
+async def test_slack_events_log_lines_carry_the_requests_trace() -> None:
     capture = Capture(CloudLoggingFormatter(project="proj"))
 
-    async def handler(_: web.Request) -> web.Response:
-        capture.logger.info("handling")
-        current = trace_context.get()
-        return web.Response(text=current.trace_id if current else "-")
+    async def readiness() -> dict[str, str]:
+        return {}
 
-    app = web.Application(middlewares=[trace_middleware])
-    app.router.add_get("/", handler)
+    app = build_web_app(LoggingBolt(capture), readiness)  # type: ignore[arg-type]
     async with TestClient(TestServer(app)) as client:
-        traced = await client.get("/", headers={"X-Cloud-Trace-Context": f"{TRACE_ID}/7;o=1"})
+        traced = await client.post("/slack/events", data=b"{}", headers={
+            "Content-Type": "application/json", "X-Cloud-Trace-Context": f"{TRACE_ID}/7;o=1"})
         assert await traced.text() == TRACE_ID
-        plain = await client.get("/")
+        w3c = await client.post("/slack/events", data=b"{}", headers={
+            "Content-Type": "application/json",
+            "traceparent": f"00-{TRACE_ID}-00f067aa0ba902b7-01"})
+        assert await w3c.text() == TRACE_ID
+        plain = await client.post("/slack/events", data=b"{}",
+                                  headers={"Content-Type": "application/json"})
         assert await plain.text() == "-"
-    first, second = capture.entries()
+    first, second, third = capture.entries()
     assert first["logging.googleapis.com/trace"] == f"projects/proj/traces/{TRACE_ID}"
-    assert "logging.googleapis.com/trace" not in second
-    assert trace_context.get() is None
+    assert second["logging.googleapis.com/trace"] == f"projects/proj/traces/{TRACE_ID}"
+    assert "logging.googleapis.com/trace" not in third
+    assert trace_context.get() is None  # reset after each request
 
 
 # ---- redaction -----------------------------------------------------------------------
@@ -261,6 +276,36 @@ def test_metrics_render_after_observations() -> None:
                   method="chat.postMessage") == 0
     assert sample("rollbot_integration_call_seconds_count", system="cloud_run",
                   method="GetService", outcome="ok") >= 1
+
+
+def test_ack_latency_buckets_are_cumulative_and_inclusive_of_their_bound() -> None:
+    from prometheus_client import CollectorRegistry
+
+    acks = metrics.AckLatency((0.001, 0.01))
+    registry = CollectorRegistry()
+    registry.register(acks)
+    for seconds in (0.001, 0.0015, 0.01, 5.0):
+        acks.observe(seconds)
+
+    def bucket(le: str) -> float | None:
+        return registry.get_sample_value("rollbot_ack_seconds_bucket", {"le": le})
+
+    assert (bucket("0.001"), bucket("0.01"), bucket("+Inf")) == (1, 3, 4)
+    assert registry.get_sample_value("rollbot_ack_seconds_count") == 4
+    assert registry.get_sample_value("rollbot_ack_seconds_sum") == pytest.approx(5.0125)
+
+
+def test_acks_render_beside_the_worker_processes_series(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any,
+) -> None:
+    """With worker processes (multiprocess files), /metrics still shows the acks,
+    which only the listener's memory holds."""
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    metrics.observe_ack(0.0004)
+    count = sample("rollbot_ack_seconds_count")
+    text = metrics.render()[0].decode()
+    assert f"rollbot_ack_seconds_count {count}" in text
+    assert 'rollbot_ack_seconds_bucket{le="0.0005"}' in text
 
 
 def test_own_registry_not_the_global_one() -> None:
