@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.logger import get_bolt_app_logger
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
@@ -37,6 +38,19 @@ class RollbotApp(AsyncApp):
     async def async_dispatch(self, req: AsyncBoltRequest) -> BoltResponse:
         req.context[DEPS_KEY] = self._rollbot_deps
         return await super().async_dispatch(req)
+
+    def _init_context(self, req: AsyncBoltRequest) -> None:
+        """Bolt's, minus its per-request AsyncWebClient: since 1.15 it builds one for
+        every request (reading the proxy variables and the platform's User-Agent each
+        time) so that a listener may swap its token. That was ~7 % of an ack's CPU
+        under load, and rollbot's listeners never use it (they post through
+        deps.slack); one workspace, one token, so every request shares the app's
+        client. The keys are Bolt's (a test compares them on every upgrade)."""
+        req.context["logger"] = get_bolt_app_logger(
+            app_name=self.name, base_logger=self._base_logger)
+        req.context["token"] = self._token
+        req.context["client"] = self._async_client
+        req.context["listener_runner"] = self.listener_runner
 
 
 def build_bolt_app(deps: Deps) -> AsyncApp:
