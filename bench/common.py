@@ -49,7 +49,7 @@ class Plan:
 
 
 FULL = Plan(levels=(1, 10, 50), requests=1200, burst=200, burst_requests=600,
-            paced_requests=100, rounds=3, e2e_runs=5)
+            paced_requests=100, rounds=12, e2e_runs=5)
 QUICK = Plan(levels=(1, 10, 50), requests=60, burst=200, burst_requests=200,
              paced_requests=30, rounds=1, e2e_runs=2)
 PACE = 0.03  # seconds between requests of the paced phase: rollbot's jobs keep up

@@ -17,5 +17,17 @@ class RollbackAction(StrEnum):
 
 class RollbackBlock(StrEnum):
     PLAN_HEADER = "rollback.plan.header"
-    PLAN_ACTIONS = "rollback.plan.actions"
+    PLAN_ACTIONS = "rollback.plan.actions"  # + ":<service>", see plan_actions_block_id
+
+
+def plan_actions_block_id(service: str) -> str:
+    """The plan card's buttons block names its service (a catalog key), so a Confirm's
+    job can start reading Cloud Run before it has loaded the rollback. Only a hint:
+    the rollback's own row decides, and a read of another service is dropped."""
+    return f"{RollbackBlock.PLAN_ACTIONS}:{service}"
+
+
+def service_of_plan_actions(block_id: str) -> str | None:
+    prefix = f"{RollbackBlock.PLAN_ACTIONS}:"
+    return block_id[len(prefix):] or None if block_id.startswith(prefix) else None
 

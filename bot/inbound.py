@@ -47,6 +47,7 @@ class ButtonClick:
     action_id: str
     value: str
     action_ts: str
+    block_id: str = ""  # default: jobs queued before the field existed
 
     @classmethod
     def from_body(cls, body: dict[str, Any], action: dict[str, Any]) -> ButtonClick:
@@ -61,6 +62,7 @@ class ButtonClick:
             action_id=str(action.get("action_id", "")),
             value=str(action.get("value", "")),
             action_ts=str(action.get("action_ts", "")),
+            block_id=str(action.get("block_id", "")),
         )
 
     def json_value(self) -> dict[str, Any] | None:

@@ -31,7 +31,13 @@ from bot.stores.db import check_database, open_pool
 from bot.stores.migrations import migrate
 from bot.stores.redis_store import Deduplicator, check_redis, open_redis
 from bot.workflow import recovery
-from integrations.cloud_run import CloudRun, GoogleCloudRun, Revision, ServiceState
+from integrations.cloud_run import (
+    CloudRun,
+    GoogleCloudRun,
+    PendingRead,
+    Revision,
+    ServiceState,
+)
 from integrations.gcp import GoogleClients, make_google_clients
 from integrations.google_retry import RetryPolicy
 from integrations.http_checks import HttpChecker
@@ -62,9 +68,13 @@ class ListenerHasNoCloudRun:
     async def get_revision(self, service: str, region: str, revision: str) -> Revision:
         raise self._bug()
 
+    def start_read(self, service: str, region: str) -> PendingRead:
+        raise self._bug()
+
     async def set_traffic(
         self, service: str, region: str, percents: Mapping[str, int], *,
         before_change: Callable[[], Awaitable[None]] | None = None,
+        read: PendingRead | None = None,
     ) -> ServiceState:
         raise self._bug()
 

@@ -11,7 +11,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import grpc
 from google.api_core import exceptions as gexc
@@ -77,15 +77,31 @@ class CloudRunError(Exception):
         self.transient = transient
 
 
+class PendingRead:
+    """A read of a service started ahead of the `set_traffic` that will use it (see
+    `CloudRun.start_read`). Whoever starts one cancels it if it goes unused."""
+
+    def __init__(self, name: str, task: asyncio.Future[Any]) -> None:
+        self.name = name  # projects/P/locations/R/services/S
+        self.task = task
+        # An unused read that failed must not be logged as never retrieved.
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    def cancel(self) -> None:
+        self.task.cancel()
+
+
 class CloudRun(Protocol):
     async def get_service(self, service: str, region: str) -> ServiceState: ...
     async def list_revisions(
         self, service: str, region: str, limit: int = 10
     ) -> list[Revision]: ...
     async def get_revision(self, service: str, region: str, revision: str) -> Revision: ...
+    def start_read(self, service: str, region: str) -> PendingRead: ...
     async def set_traffic(
         self, service: str, region: str, percents: Mapping[str, int], *,
         before_change: Callable[[], Awaitable[None]] | None = None,
+        read: PendingRead | None = None,
     ) -> ServiceState: ...
 
 
@@ -219,16 +235,25 @@ class GoogleCloudRun:
             "GetRevision", lambda: self._revisions.get_revision(name=name, retry=None))
         return revision_from_proto(rev)
 
+    def start_read(self, service: str, region: str) -> PendingRead:
+        """Start the read a `set_traffic` of this service begins with, before the caller
+        knows it will make one (e.g. while it loads the rollback a click names)."""
+        name = self._service_path(service, region)
+        return PendingRead(name, asyncio.ensure_future(self._call(
+            "GetService", lambda: self._services.get_service(name=name, retry=None))))
+
     async def set_traffic(
         self, service: str, region: str, percents: Mapping[str, int], *,
         before_change: Callable[[], Awaitable[None]] | None = None,
+        read: PendingRead | None = None,
     ) -> ServiceState:
         """Route traffic to named revisions, wait for Cloud Run to finish, read it back.
 
         `before_change` (the caller's must-happen-first work, e.g. its audit row)
         runs while the service is read, and the update is sent only once it has
         returned: if it raises, nothing is changed and its exception propagates.
-        A read error is raised only after `before_change` has finished.
+        A read error is raised only after `before_change` has finished. `read`: one
+        started already by `start_read`, used if it is of this service (else cancelled).
         """
         name = self._service_path(service, region)
         revision_type = run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION
@@ -237,7 +262,7 @@ class GoogleCloudRun:
             for rev, pct in percents.items()
         ]
 
-        async def read() -> run_v2.Service:
+        async def read_service() -> run_v2.Service:
             return await self._services.get_service(name=name, retry=None)
 
         async def update(svc: run_v2.Service) -> str:
@@ -247,13 +272,18 @@ class GoogleCloudRun:
             return str(operation.operation.name)
 
         # The read overlaps before_change: it is most of the wait before the update.
-        early = asyncio.ensure_future(self._call("GetService", read))
+        started = read is not None and read.name == name
+        if read is not None and not started:
+            read.cancel()
+        early = read.task if started and read is not None else asyncio.ensure_future(
+            self._call("GetService", read_service))
         if before_change is not None:
-            # Let the read go out first: its task builds the gRPC call, whose own task
-            # sends it; before_change's first steps (a database round trip) would
-            # otherwise run in between and delay it.
-            for _ in range(_TURNS_TO_SEND):
-                await asyncio.sleep(0)
+            if not started:
+                # Let the read go out first: its task builds the gRPC call, whose own
+                # task sends it; before_change's first steps (a database round trip)
+                # would otherwise run in between and delay it.
+                for _ in range(_TURNS_TO_SEND):
+                    await asyncio.sleep(0)
             try:
                 await before_change()
             except BaseException:
@@ -267,11 +297,11 @@ class GoogleCloudRun:
             # before_change by a while: if the service changed meanwhile (ABORTED,
             # etag mismatch), read again once, as a read made now would have.
             if not unused:
-                return await update(await read())
+                return await update(await read_service())
             try:
                 return await update(unused.pop())
             except gexc.Aborted:
-                return await update(await read())
+                return await update(await read_service())
 
         operation_name = await self._call("UpdateService", submit)
         await self.wait_operation(operation_name)

@@ -18,7 +18,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.ids import RollbackAction, RollbackBlock
+from bot.ids import RollbackAction, RollbackBlock, plan_actions_block_id
 from bot.messages.base import Message, context, mrkdwn_section, user_mention, when
 from bot.plans import CheckItem, Plan, RevisionFacts, ordered_traffic, traffic_plain
 from bot.rollbacks.model import Rollback, State, Verdict
@@ -201,7 +201,7 @@ def plan_card(
     if (rollback is not None and rollback.state == State.PROPOSED
             and not dry_run and not plan.blocked):
         blocks.append(ActionsBlock(
-            elements=_buttons(plan, rollback), block_id=RollbackBlock.PLAN_ACTIONS.value))
+            elements=_buttons(plan, rollback), block_id=plan_actions_block_id(plan.service)))
 
     text = f"{title} · serving now: {traffic_plain(plan.current_traffic)}"
     if plan.blocked:

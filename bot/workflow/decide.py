@@ -15,6 +15,7 @@ from functools import partial
 
 from bot import authz
 from bot.deps import Deps, group_members
+from bot.ids import service_of_plan_actions
 from bot.inbound import ButtonClick
 from bot.messages import refusals
 from bot.messages.base import ephemeral_error
@@ -22,6 +23,7 @@ from bot.metrics import record_rollback_outcome
 from bot.rollbacks.model import Rollback, State
 from bot.workflow import execute, recovery
 from bot.workflow.posting import RollbackView, refresh_card
+from integrations.cloud_run import PendingRead
 
 log = logging.getLogger(__name__)
 
@@ -62,26 +64,44 @@ async def _deny(deps: Deps, click: ButtonClick, rollback: Rollback, action: str,
     await deps.slack.respond(click.response_url, message)
 
 
+def _start_read(deps: Deps, click: ButtonClick) -> PendingRead | None:
+    """Cloud Run's read of the service the card's buttons name, started before the
+    rollback is loaded: it is the first wait of the change (set_traffic drops it if
+    the rollback turns out to be of another service)."""
+    key = service_of_plan_actions(click.block_id)
+    service = deps.catalog.services.get(key) if key else None
+    if key is None or service is None:
+        return None
+    return deps.cloud_run.start_read(service.cloud_run_service, deps.catalog.region_of(key))
+
+
 async def confirm(deps: Deps, click: ButtonClick, *, job_id: int | None = None,
                   retried: bool = False) -> None:
     """`retried`: this job ran before, on a worker that died (recovery re-queued it)."""
-    rollback = await _load(deps, click)
-    if rollback is None:
-        return
-    if retried and rollback.state != State.PROPOSED and rollback.confirmed_by == click.user_id:
-        # Most likely this click's own first attempt confirmed it before dying: no
-        # "already handled" to the clicker; carry it on unless another job does.
-        await recovery.resume_inline(deps, rollback, job_id=job_id)
-        return
-    if rollback.state != State.PROPOSED or rollback.service not in deps.catalog.services:
-        await _decide(deps, click, rollback, confirm=True)  # tells the clicker why not
-        return
-    # Straight on to the change, in this job: Cloud Run's service is read while the
-    # click is authorized and committed. Recovery counts this job as the rollback's
-    # while it is queued or running, so no second execute is deferred.
-    async with RollbackView(deps, rollback) as view:
-        await execute.shift_traffic(deps, rollback, view,
-                                    confirm=partial(_decide, deps, click, rollback, confirm=True))
+    read = _start_read(deps, click) if not retried else None
+    try:
+        rollback = await _load(deps, click)
+        if rollback is None:
+            return
+        if (retried and rollback.state != State.PROPOSED
+                and rollback.confirmed_by == click.user_id):
+            # Most likely this click's own first attempt confirmed it before dying: no
+            # "already handled" to the clicker; carry it on unless another job does.
+            await recovery.resume_inline(deps, rollback, job_id=job_id)
+            return
+        if rollback.state != State.PROPOSED or rollback.service not in deps.catalog.services:
+            await _decide(deps, click, rollback, confirm=True)  # tells the clicker why not
+            return
+        # Straight on to the change, in this job: Cloud Run's service is read while the
+        # click is authorized and committed. Recovery counts this job as the rollback's
+        # while it is queued or running, so no second execute is deferred.
+        async with RollbackView(deps, rollback) as view:
+            await execute.shift_traffic(
+                deps, rollback, view, read=read,
+                confirm=partial(_decide, deps, click, rollback, confirm=True))
+    finally:
+        if read is not None:
+            read.cancel()  # unused (refused, lost, another service); no-op once read
 
 
 async def cancel(deps: Deps, click: ButtonClick) -> None:

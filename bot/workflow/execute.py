@@ -28,7 +28,7 @@ from bot.rollbacks.model import Rollback, State
 from bot.verification import serving_check
 from bot.workflow import verify
 from bot.workflow.posting import RollbackView, in_thread
-from integrations.cloud_run import CloudRunError
+from integrations.cloud_run import CloudRunError, PendingRead
 
 log = logging.getLogger(__name__)
 
@@ -86,12 +86,14 @@ async def _before_change(deps: Deps, rollback: Rollback, view: RollbackView,
 async def shift_traffic(
     deps: Deps, rollback: Rollback, view: RollbackView, *, resumed: bool = False,
     confirm: Callable[[], Awaitable[Rollback | None]] | None = None,
+    read: PendingRead | None = None,
 ) -> None:
     """From `confirmed` (or a resumed `executing`) to `verifying`, then verification.
 
     `confirm`: for a click on a `proposed` rollback, its authorization and move to
     `confirmed` (None: refused or lost). It runs while Cloud Run is read, before
-    anything else: nothing is announced or changed unless it succeeds.
+    anything else: nothing is announced or changed unless it succeeds. `read`: Cloud
+    Run's read of the service, if the caller started it already (see decide.confirm).
     """
     region = deps.catalog.region_of(rollback.service)
     confirmed: list[Rollback] = []
@@ -108,7 +110,7 @@ async def shift_traffic(
     try:
         state = await deps.cloud_run.set_traffic(
             rollback.cloud_run_service, region, {rollback.target_revision: 100},
-            before_change=before_change)
+            before_change=before_change, read=read)
     except _NotOurs:
         log.info("execute: rollback %s is not this job's to change", rollback.id)
         return

@@ -115,3 +115,34 @@ async def test_service_changed_during_before_change_is_read_again(
     assert state.serving() == {TARGET: 100}
     updates = emulator.calls_to(methods.UPDATE_SERVICE)
     assert len(updates) == 3  # before_change's, the stale one (ABORTED), the re-read one
+
+
+async def test_a_read_started_ahead_is_the_one_the_change_uses(
+    clients: GoogleClients, emulator: GoogleEmulator
+) -> None:
+    cloud_run = _cloud_run(clients, emulator)
+    read = cloud_run.start_read(API, emulator.world.region)
+    await asyncio.sleep(0.05)  # the caller's own work (loading its rollback)
+    assert _methods(emulator) == [methods.GET_SERVICE]  # out before set_traffic
+
+    state = await cloud_run.set_traffic(API, emulator.world.region, {TARGET: 100}, read=read)
+    assert state.serving() == {TARGET: 100}
+    # The read ahead was the change's read: one before the update, one after (read-back).
+    assert _methods(emulator)[:2] == [methods.GET_SERVICE, methods.UPDATE_SERVICE]
+    assert len(emulator.calls_to(methods.GET_SERVICE)) == 2
+
+
+async def test_a_read_started_for_another_service_is_dropped(
+    clients: GoogleClients, emulator: GoogleEmulator
+) -> None:
+    cloud_run = _cloud_run(clients, emulator)
+    emulator.faults.delay(methods.GET_SERVICE, 0.5, count=1)  # still reading when dropped
+    wrong = cloud_run.start_read("medicalcor-web", emulator.world.region)
+    await asyncio.sleep(0.05)
+
+    state = await cloud_run.set_traffic(API, emulator.world.region, {TARGET: 100}, read=wrong)
+    assert state.serving() == {TARGET: 100}
+    assert wrong.task.cancelled()
+    updated = emulator.calls_to(methods.UPDATE_SERVICE)
+    assert [c.request.service.name.rsplit("/", 1)[-1] for c in updated] == [API]
+    assert emulator.world.serving("medicalcor-web") != {TARGET: 100}

@@ -245,6 +245,30 @@ async def test_replayed_confirm_click_does_nothing_twice(running_bot: RunningBot
                for c in replies), [_text(c) for c in replies]
 
 
+async def test_a_click_whose_block_id_names_another_service_changes_only_its_own(
+    running_bot: RunningBot,
+) -> None:
+    """The buttons block's id names the service only so the job can read Cloud Run
+    early; a forged one (signed: Slack sends what the message held) must not steer
+    the change: the rollback's own row decides."""
+    slack, world = running_bot.world.slack, running_bot.world.world
+    web_before = world.serving("medicalcor-web")
+    card = await _propose(running_bot)
+    payload = _click_payload(slack, card, "U0BOB")
+    [action] = payload["actions"]
+    assert action["block_id"].endswith(":api")  # the honest card names its service
+    action["block_id"] = action["block_id"].replace(":api", ":web")
+    body = block_actions_form(payload)
+    assert await _post(running_bot.events_url, body, slack.sign(body)) == 200
+
+    rollback = await _wait_state(running_bot, State.SUCCEEDED, State.FAILED, within=15)
+    assert rollback.state == State.SUCCEEDED and rollback.service == "api"
+    assert world.serving("medicalcor-api") == {rollback.target_revision: 100}
+    assert world.serving("medicalcor-web") == web_before
+    updated = running_bot.world.google.calls_to(UPDATE_SERVICE)
+    assert [c.request.service.name.rsplit("/", 1)[-1] for c in updated] == ["medicalcor-api"]
+
+
 # ---- secrets --------------------------------------------------------------------------
 
 def _debug_everywhere(caplog: pytest.LogCaptureFixture) -> None:

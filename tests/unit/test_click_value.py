@@ -1,10 +1,12 @@
-"""The rollback id on a Confirm/Cancel button: only str(id) is accepted, because
-recovery matches a confirm job to its rollback by that text."""
+"""What a Confirm/Cancel click names. The rollback id on a button: only str(id) is
+accepted, because recovery matches a confirm job to its rollback by that text. The
+buttons block's id: the service, a hint for reading Cloud Run early."""
 
 from __future__ import annotations
 
 import pytest
 
+from bot.ids import plan_actions_block_id, service_of_plan_actions
 from bot.inbound import ButtonClick
 from bot.workflow.decide import rollback_id_of
 
@@ -24,3 +26,18 @@ def test_canonical_ids_are_accepted(value: str, expected: int) -> None:
                                    "\u0667", "\uff17", "9" * 19, '{"id": 7}'])
 def test_anything_else_names_no_rollback(value: str) -> None:
     assert rollback_id_of(_click(value)) is None
+
+
+@pytest.mark.parametrize(("block_id", "service"), [
+    ("rollback.plan.actions:api", "api"),
+    ("rollback.plan.actions:web", "web"),
+    ("rollback.plan.actions", None),  # a card posted before block ids named the service
+    ("rollback.plan.actions:", None),
+    ("rollback.plan.header:api", None),
+    ("", None),
+    ("b", None),
+])
+def test_the_service_a_plan_cards_buttons_block_names(block_id: str, service: str | None) -> None:
+    assert service_of_plan_actions(block_id) == service
+    if service is not None:
+        assert plan_actions_block_id(service) == block_id

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from bot.catalog import RunbookSection, load_catalog
-from bot.ids import RollbackAction, RollbackBlock
+from bot.ids import RollbackAction, RollbackBlock, service_of_plan_actions
 from bot.messages import refusals, thread
 from bot.messages.base import Message
 from bot.messages.history import history_message
@@ -205,7 +205,8 @@ def test_plan_card_proposed_has_everything_and_two_buttons() -> None:
     assert "Blocked" not in text
 
     [block] = actions(message)
-    assert block["block_id"] == RollbackBlock.PLAN_ACTIONS
+    assert block["block_id"] == f"{RollbackBlock.PLAN_ACTIONS}:api"
+    assert service_of_plan_actions(block["block_id"]) == "api"
     confirm, cancel = block["elements"]
     assert confirm["action_id"] == RollbackAction.CONFIRM
     assert confirm["value"] == "42" and confirm["style"] == "primary"

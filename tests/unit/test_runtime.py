@@ -3,6 +3,7 @@ clients, and any call that reaches Cloud Run from it fails loudly instead of qui
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -15,11 +16,12 @@ CALLS: list[Callable[[ListenerHasNoCloudRun], Awaitable[Any]]] = [
     lambda c: c.list_revisions("medicalcor-api", "europe-west3"),
     lambda c: c.get_revision("medicalcor-api", "europe-west3", "medicalcor-api-00014-def"),
     lambda c: c.set_traffic("medicalcor-api", "europe-west3", {"medicalcor-api-00014-def": 100}),
+    lambda c: asyncio.sleep(0, c.start_read("medicalcor-api", "europe-west3")),
 ]
 
 
 @pytest.mark.parametrize("call", CALLS, ids=["get_service", "list_revisions", "get_revision",
-                                             "set_traffic"])
+                                             "set_traffic", "start_read"])
 async def test_every_cloud_run_call_from_the_listener_is_refused_as_a_bug(
     call: Callable[[ListenerHasNoCloudRun], Awaitable[Any]],
 ) -> None:
