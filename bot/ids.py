@@ -28,6 +28,10 @@ def plan_actions_block_id(service: str) -> str:
 
 
 def service_of_plan_actions(block_id: str) -> str | None:
+    """The service a plan card's buttons block names; None for any other block id
+    (cards posted before the id named it included)."""
     prefix = f"{RollbackBlock.PLAN_ACTIONS}:"
-    return block_id[len(prefix):] or None if block_id.startswith(prefix) else None
+    if not block_id.startswith(prefix):
+        return None
+    return block_id.removeprefix(prefix) or None
 
