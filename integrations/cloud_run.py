@@ -205,11 +205,13 @@ class GoogleCloudRun:
 
         return await call_with_retry(self._policy, fn, _classify, on_attempt)
 
-    async def get_service(self, service: str, region: str) -> ServiceState:
-        name = self._service_path(service, region)
-        svc = await self._call(
+    async def _read(self, name: str) -> run_v2.Service:
+        """GetService by full name, retried: the raw proto (an update sends it back)."""
+        return await self._call(
             "GetService", lambda: self._services.get_service(name=name, retry=None))
-        return service_from_proto(svc)
+
+    async def get_service(self, service: str, region: str) -> ServiceState:
+        return service_from_proto(await self._read(self._service_path(service, region)))
 
     async def list_revisions(self, service: str, region: str, limit: int = 10) -> list[Revision]:
         parent = self._service_path(service, region)
@@ -239,8 +241,7 @@ class GoogleCloudRun:
         """Start the read a `set_traffic` of this service begins with, before the caller
         knows it will make one (e.g. while it loads the rollback a click names)."""
         name = self._service_path(service, region)
-        return PendingRead(name, asyncio.ensure_future(self._call(
-            "GetService", lambda: self._services.get_service(name=name, retry=None))))
+        return PendingRead(name, asyncio.ensure_future(self._read(name)))
 
     async def set_traffic(
         self, service: str, region: str, percents: Mapping[str, int], *,
@@ -272,13 +273,12 @@ class GoogleCloudRun:
             return str(operation.operation.name)
 
         # The read overlaps before_change: it is most of the wait before the update.
-        started = read is not None and read.name == name
-        if read is not None and not started:
+        if read is not None and read.name != name:
             read.cancel()
-        early = read.task if started and read is not None else asyncio.ensure_future(
-            self._call("GetService", read_service))
+            read = None
+        early = read.task if read is not None else asyncio.ensure_future(self._read(name))
         if before_change is not None:
-            if not started:
+            if read is None:
                 # Let the read go out first: its task builds the gRPC call, whose own
                 # task sends it; before_change's first steps (a database round trip)
                 # would otherwise run in between and delay it.

@@ -68,9 +68,9 @@ def _start_read(deps: Deps, click: ButtonClick) -> PendingRead | None:
     """Cloud Run's read of the service the card's buttons name, started before the
     rollback is loaded: it is the first wait of the change (set_traffic drops it if
     the rollback turns out to be of another service)."""
-    key = service_of_plan_actions(click.block_id)
-    service = deps.catalog.services.get(key) if key else None
-    if key is None or service is None:
+    key = service_of_plan_actions(click.block_id) or ""
+    service = deps.catalog.services.get(key)
+    if service is None:
         return None
     return deps.cloud_run.start_read(service.cloud_run_service, deps.catalog.region_of(key))
 
