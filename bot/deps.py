@@ -17,9 +17,9 @@ if TYPE_CHECKING:
     from psycopg_pool import AsyncConnectionPool
     from redis.asyncio import Redis
 
+    from bot.changes.audit import AuditLog
+    from bot.changes.store import ChangeStore
     from bot.defer import BatchDeferrer
-    from bot.rollbacks.audit import AuditLog
-    from bot.rollbacks.store import RollbackStore
     from bot.stores.redis_store import Deduplicator
     from integrations.http_checks import HttpChecker
     from integrations.logs import CloudLogs
@@ -36,7 +36,7 @@ class Deps:
     cloud_run: CloudRun
     jobs: procrastinate.App
     dispatcher: Dispatcher
-    rollbacks: RollbackStore
+    changes: ChangeStore
     audit: AuditLog
     dedupe: Deduplicator
     http: HttpChecker

@@ -8,5 +8,5 @@ from bot.messages.history import history_message
 
 
 async def show_history(deps: Deps, service: str, command: SlashCommand) -> None:
-    rollbacks = await deps.rollbacks.history(service, limit=10)
+    rollbacks = await deps.changes.history(service, limit=10)
     await deps.slack.respond(command.response_url, history_message(service, rollbacks))

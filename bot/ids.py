@@ -5,33 +5,50 @@ from __future__ import annotations
 from enum import StrEnum
 
 
+class KindName(StrEnum):
+    """Change kinds (bot/changes/kinds/): stored in `changes.kind`, never renamed."""
+
+    TRAFFIC = "traffic"
+
+
 class RevisionListAction(StrEnum):
     ROLL_BACK_TO = "revisions.roll_back_to"
 
 
 class RollbackAction(StrEnum):
     CONFIRM = "rollback.confirm"
-    GRADUAL = "rollback.gradual"
     CANCEL = "rollback.cancel"
+
+
+class FollowUpAction(StrEnum):
+    """Buttons on a finished change that propose another change (a new plan card)."""
+
+    UNDO = "change.undo"
+    RESTORE_LATEST = "change.restore_latest"
+    PLAN_AGAIN = "change.plan_again"
 
 
 class RollbackBlock(StrEnum):
     PLAN_HEADER = "rollback.plan.header"
-    PLAN_ACTIONS = "rollback.plan.actions"  # + ":<service>", see plan_actions_block_id
+    PLAN_ACTIONS = "rollback.plan.actions"  # + ":<kind>:<subject>", see plan_actions_block_id
+    FOLLOW_UPS = "change.follow_ups"
 
 
-def plan_actions_block_id(service: str) -> str:
-    """The plan card's buttons block names its service (a catalog key), so a Confirm's
-    job can start reading Cloud Run before it has loaded the rollback. Only a hint:
-    the rollback's own row decides, and a read of another service is dropped."""
-    return f"{RollbackBlock.PLAN_ACTIONS}:{service}"
+def plan_actions_block_id(kind: str, subject: str) -> str:
+    """The plan card's buttons block names its change's kind and subject, so a
+    Confirm's job can start the kind's first read before it has loaded the change.
+    Only a hint: the change's own row decides, and a read of another subject is dropped."""
+    return f"{RollbackBlock.PLAN_ACTIONS}:{kind}:{subject}"
 
 
-def service_of_plan_actions(block_id: str) -> str | None:
-    """The service a plan card's buttons block names; None for any other block id
-    (cards posted before the id named it included)."""
+def kind_and_subject_of_plan_actions(block_id: str) -> tuple[str, str] | None:
+    """(kind, subject) a plan card's buttons block names; None for any other block id.
+    Cards posted before change kinds named only the service: a traffic rollback."""
     prefix = f"{RollbackBlock.PLAN_ACTIONS}:"
     if not block_id.startswith(prefix):
         return None
-    return block_id.removeprefix(prefix) or None
-
+    named = block_id.removeprefix(prefix)
+    kind, _, subject = named.partition(":")
+    if not subject:
+        kind, subject = KindName.TRAFFIC.value, kind
+    return (kind, subject) if subject else None

@@ -65,6 +65,14 @@ class ButtonClick:
             block_id=str(action.get("block_id", "")),
         )
 
+    def change_id(self) -> int | None:
+        """The change a plan card's button names (its value: str(id)); None if
+        malformed. Only the canonical form: "07" or " 7" name nothing."""
+        value = self.value
+        if not (value.isascii() and value.isdigit()) or value.startswith("0") or len(value) > 18:
+            return None
+        return int(value)
+
     def json_value(self) -> dict[str, Any] | None:
         """The button's JSON value, or None if it is not a JSON object."""
         try:

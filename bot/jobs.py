@@ -16,15 +16,17 @@ import psycopg
 import psycopg_pool
 
 from bot import history_view, revisions_view
+from bot.changes.kind import ChangeRequest
 from bot.deps import from_context
+from bot.ids import KindName
 from bot.inbound import ButtonClick, SlashCommand
-from bot.intents import RollbackIntent
 from bot.jobs_names import (
     ANALYSE,
     BASELINE,
     CANCEL,
     CONFIRM,
     EXECUTE,
+    FOLLOW_UP,
     HISTORY,
     LIST_REVISIONS,
     MAINTENANCE,
@@ -33,7 +35,16 @@ from bot.jobs_names import (
     VERIFY_NOW,
 )
 from bot.stores.db import check_if_idle
-from bot.workflow import analyse, decide, execute, propose, recovery, verify, verify_now
+from bot.workflow import (
+    analyse,
+    decide,
+    execute,
+    follow_up,
+    propose,
+    recovery,
+    verify,
+    verify_now,
+)
 
 log = logging.getLogger(__name__)
 
@@ -50,39 +61,51 @@ async def history_job(context: procrastinate.JobContext, *, service: str,
     await history_view.show_history(from_context(context), service, SlashCommand(**command))
 
 
-async def propose_job(context: procrastinate.JobContext, *, service: str, revision: str,
-                      dry_run: bool, command: dict[str, str]) -> None:
-    await propose.propose(from_context(context), RollbackIntent(service, revision, dry_run),
+async def propose_job(context: procrastinate.JobContext, *, service: str, dry_run: bool,
+                      command: dict[str, str], kind: str = KindName.TRAFFIC.value,
+                      args: dict[str, Any] | None = None, revision: str | None = None
+                      ) -> None:
+    # `revision`: a job queued before change kinds, always a traffic rollback.
+    if args is None:
+        args = {"traffic": {revision: 100}} if revision else {}
+    await propose.propose(from_context(context), ChangeRequest(kind, service, args, dry_run),
                           SlashCommand(**command))
 
 
-async def confirm_job(context: procrastinate.JobContext, *, click: dict[str, str]) -> None:
+async def confirm_job(context: procrastinate.JobContext, *, click: dict[str, str],
+                      change_id: int | None = None) -> None:
     # Goes on inline into execute and verify; a retry (stalled job re-queued by
-    # recovery) resumes the rollback its first attempt confirmed.
+    # recovery) resumes the change its first attempt confirmed.
     job = context.job
-    await decide.confirm(from_context(context), ButtonClick(**click), job_id=job.id,
-                         retried=job.attempts > 0)
+    await decide.confirm(from_context(context), ButtonClick(**click), change_id,
+                         job_id=job.id, retried=job.attempts > 0)
 
 
-async def cancel_job(context: procrastinate.JobContext, *, click: dict[str, str]) -> None:
-    await decide.cancel(from_context(context), ButtonClick(**click))
+async def cancel_job(context: procrastinate.JobContext, *, click: dict[str, str],
+                     change_id: int | None = None) -> None:
+    await decide.cancel(from_context(context), ButtonClick(**click), change_id)
 
 
-async def execute_job(context: procrastinate.JobContext, *, rollback_id: int) -> None:
-    await execute.execute(from_context(context), rollback_id)
+async def follow_up_job(context: procrastinate.JobContext, *, click: dict[str, str],
+                        change_id: int | None = None) -> None:
+    await follow_up.follow_up(from_context(context), ButtonClick(**click), change_id)
 
 
-async def verify_job(context: procrastinate.JobContext, *, rollback_id: int) -> None:
-    await verify.verify(from_context(context), rollback_id)
+async def execute_job(context: procrastinate.JobContext, *, change_id: int) -> None:
+    await execute.execute(from_context(context), change_id)
 
 
-async def baseline_job(context: procrastinate.JobContext, *, rollback_id: int) -> None:
-    await analyse.take_baseline(from_context(context), rollback_id)
+async def verify_job(context: procrastinate.JobContext, *, change_id: int) -> None:
+    await verify.verify(from_context(context), change_id)
 
 
-async def analyse_job(context: procrastinate.JobContext, *, rollback_id: int, index: int,
+async def baseline_job(context: procrastinate.JobContext, *, change_id: int) -> None:
+    await analyse.take_baseline(from_context(context), change_id)
+
+
+async def analyse_job(context: procrastinate.JobContext, *, change_id: int, index: int,
                       changed_at: str) -> None:
-    await analyse.analyse(from_context(context), rollback_id, index, changed_at)
+    await analyse.analyse(from_context(context), change_id, index, changed_at)
 
 
 async def verify_now_job(context: procrastinate.JobContext, *, service: str,
@@ -103,6 +126,7 @@ TASKS: dict[str, tuple[Callable[..., Awaitable[Any]], str]] = {
     PROPOSE: (propose_job, "interactive"),
     CONFIRM: (confirm_job, "interactive"),
     CANCEL: (cancel_job, "interactive"),
+    FOLLOW_UP: (follow_up_job, "interactive"),
     EXECUTE: (execute_job, "rollbacks"),
     VERIFY: (verify_job, "rollbacks"),
     BASELINE: (baseline_job, "rollbacks"),

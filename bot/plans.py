@@ -66,18 +66,50 @@ class CheckItem:
 
 @dataclasses.dataclass(frozen=True)
 class Plan:
+    """What a change will do, in the words its card, announcement and thread use.
+
+    Built by the change's kind (bot/changes/kinds/) before anything changes. Every kind
+    so far changes a Cloud Run service, so the facts are a service's: what serves now
+    (`current_traffic`, `current`), what will serve (`target_traffic` or `will_serve`).
+    """
+
     service: str  # catalog key
     cloud_run_service: str
     region: str
     current_traffic: dict[str, int]  # revision -> percent serving now
     current: RevisionFacts | None  # the revision with the largest share now
-    target: RevisionFacts
+    target: RevisionFacts | None  # the revision that will serve, if it exists already
     checklist: tuple[CheckItem, ...]
     dependent_services: tuple[str, ...] = ()
+    kind: str = "traffic"
+    headline: str = ""  # "api → medicalcor-api-00014-def": the card's and thread's subject
+    action: str = ""  # "rollback of api to revision …": what the announcement initiates
+    will_serve: str = ""  # mrkdwn, when the target is not a plain split of revisions
+    changes: tuple[str, ...] = ()  # what else comes with it (config diff, masked)
+    warnings: tuple[str, ...] = ()
+    command: str = ""  # the runbook's equivalent, to do it by hand if rollbot is down
+    question: str = ""  # the Confirm dialog's question
+    pins: bool = False  # leaves the service pinned (later deploys get no traffic)
+
+    def __post_init__(self) -> None:
+        # Plans stored before change kinds existed are traffic rollbacks: their
+        # words follow from the target, as they always did.
+        target = self.target.name if self.target else "?"
+        defaults = {
+            "headline": f"{self.service} → {target}",
+            "action": f"rollback of {self.service} to revision {target}",
+            "command": (f"gcloud run services update-traffic {self.cloud_run_service} "
+                        f"--region={self.region} --to-revisions={target}=100"),
+            "question": (f"Shift 100% of {self.service} ({self.cloud_run_service}) traffic "
+                         f"to {target}?"),
+        }
+        for name, value in defaults.items():
+            if not getattr(self, name):
+                object.__setattr__(self, name, value)
 
     @property
     def target_traffic(self) -> dict[str, int]:
-        return {self.target.name: 100}
+        return {self.target.name: 100} if self.target else {}
 
     @property
     def blockers(self) -> tuple[CheckItem, ...]:
@@ -89,22 +121,27 @@ class Plan:
 
     @property
     def gcloud_command(self) -> str:
-        """The runbook's equivalent command, so it can be done by hand if the bot is down."""
-        return (
-            f"gcloud run services update-traffic {self.cloud_run_service} "
-            f"--region={self.region} --to-revisions={self.target.name}=100"
-        )
+        return self.command
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "kind": self.kind,
             "service": self.service,
             "cloud_run_service": self.cloud_run_service,
             "region": self.region,
             "current_traffic": self.current_traffic,
             "current": self.current.to_json() if self.current else None,
-            "target": self.target.to_json(),
+            "target": self.target.to_json() if self.target else None,
             "checklist": [dataclasses.asdict(item) for item in self.checklist],
             "dependent_services": list(self.dependent_services),
+            "headline": self.headline,
+            "action": self.action,
+            "will_serve": self.will_serve,
+            "changes": list(self.changes),
+            "warnings": list(self.warnings),
+            "command": self.command,
+            "question": self.question,
+            "pins": self.pins,
         }
 
     @classmethod
@@ -115,9 +152,18 @@ class Plan:
             region=data["region"],
             current_traffic={k: int(v) for k, v in data["current_traffic"].items()},
             current=RevisionFacts.from_json(data["current"]) if data.get("current") else None,
-            target=RevisionFacts.from_json(data["target"]),
+            target=RevisionFacts.from_json(data["target"]) if data.get("target") else None,
             checklist=tuple(CheckItem(**item) for item in data["checklist"]),
             dependent_services=tuple(data.get("dependent_services", ())),
+            kind=data.get("kind", "traffic"),
+            headline=data.get("headline", ""),
+            action=data.get("action", ""),
+            will_serve=data.get("will_serve", ""),
+            changes=tuple(data.get("changes", ())),
+            warnings=tuple(data.get("warnings", ())),
+            command=data.get("command", ""),
+            question=data.get("question", ""),
+            pins=bool(data.get("pins", "kind" not in data)),  # old plans: traffic, pinned
         )
 
 
@@ -129,72 +175,56 @@ class PlanError:
     hint: str
 
 
-def _primary(state: ServiceState) -> str | None:
+def primary_revision(state: ServiceState) -> str | None:
     serving = state.serving()
     return max(serving.items(), key=lambda kv: kv[1])[0] if serving else None
 
 
-def checklist(catalog: Catalog, service: str, state: ServiceState,
-              target: Revision) -> tuple[CheckItem, ...]:
-    """The runbook's pre-rollback checklist with what the bot can check filled in."""
+def runbook_checklist(catalog: Catalog, service: str, checked: list[CheckItem],
+                      target_words: str) -> tuple[CheckItem, ...]:
+    """The runbook's pre-rollback checklist: what the kind checked first, then the
+    runbook's reminders, with "revision X" naming the real target."""
     svc = catalog.services[service]
-    percent = state.percent_of(target.name)
-    items = [
-        CheckItem("Target revision identified", "ok", target.name),
-        CheckItem("Target revision exists and is Ready", "ok" if target.ready else "fail",
-                  "Ready" if target.ready else f"not Ready: {target.ready_message}"),
-        CheckItem("Target is not already serving 100%", "fail" if percent >= 100 else "ok",
-                  f"serving {percent}% now"),
-    ]
-    checked = ("identify target revision",)
+    items = list(checked)
     for text in catalog.runbook.pre_rollback_checklist:
-        if any(word in text.lower() for word in checked):
-            continue
+        if "identify target revision" in text.lower():
+            continue  # the kind's own first item says which target it identified
         detail = ""
         if "dependent services" in text.lower() and svc.dependent_services:
             detail = ", ".join(svc.dependent_services)
-        items.append(CheckItem(text, "todo", detail))
+        items.append(CheckItem(text.replace("revision X", target_words), "todo", detail))
     return tuple(items)
 
 
-async def build_plan(catalog: Catalog, cloud_run: CloudRun, service: str,
-                     revision: str) -> Plan | PlanError:
+@dataclasses.dataclass(frozen=True)
+class ServiceFacts:
+    """What a plan of any Cloud Run kind starts from: the service and what serves now."""
+
+    service: str
+    cloud_run_service: str
+    region: str
+    state: ServiceState
+    current: RevisionFacts | None
+    dependent_services: tuple[str, ...]
+
+
+async def read_service_facts(catalog: Catalog, cloud_run: CloudRun,
+                             service: str) -> ServiceFacts | PlanError:
     svc = catalog.services[service]
     region = catalog.region_of(service)
     try:
         state = await cloud_run.get_service(svc.cloud_run_service, region)
+        primary = primary_revision(state)
+        current = (RevisionFacts.of(await cloud_run.get_revision(
+            svc.cloud_run_service, region, primary)) if primary else None)
     except CloudRunError as exc:
-        return _cloud_run_problem(exc, service, svc.cloud_run_service)
-    try:
-        target = await cloud_run.get_revision(svc.cloud_run_service, region, revision)
-    except CloudRunError as exc:
-        if exc.kind == "not_found":
-            return PlanError(
-                f"Revision `{revision}` does not exist in `{svc.cloud_run_service}` ({region}).",
-                f"`/rollback {service}` lists the revisions you can roll back to.")
-        return _cloud_run_problem(exc, service, svc.cloud_run_service)
-    current = None
-    primary = _primary(state)
-    if primary:
-        try:
-            current = RevisionFacts.of(
-                await cloud_run.get_revision(svc.cloud_run_service, region, primary))
-        except CloudRunError as exc:
-            return _cloud_run_problem(exc, service, svc.cloud_run_service)
-    return Plan(
-        service=service,
-        cloud_run_service=svc.cloud_run_service,
-        region=region,
-        current_traffic=state.serving(),
-        current=current,
-        target=RevisionFacts.of(target),
-        checklist=checklist(catalog, service, state, target),
-        dependent_services=tuple(svc.dependent_services),
-    )
+        return cloud_run_problem(exc, service, svc.cloud_run_service)
+    return ServiceFacts(service, svc.cloud_run_service, region, state, current,
+                        tuple(svc.dependent_services))
 
 
-def _cloud_run_problem(exc: CloudRunError, service: str, cloud_run_service: str) -> PlanError:
+def cloud_run_problem(exc: CloudRunError, service: str, cloud_run_service: str) -> PlanError:
     reach = "Couldn't reach Cloud Run" if exc.transient else "Cloud Run refused"
     return PlanError(
-        f"{reach} while planning the rollback of `{service}` ({cloud_run_service}): {exc.message}",
+        f"{reach} while planning a change of `{service}` ({cloud_run_service}): {exc.message}",
         "Nothing was changed. Try again in a minute.")

@@ -6,19 +6,29 @@ from __future__ import annotations
 
 from bot import authz
 from bot.catalog import Catalog
+from bot.changes.kind import ChangeRequest
 from bot.defer import OnFailure
 from bot.deps import Deps
+from bot.ids import KindName
 from bot.inbound import ButtonClick, SlashCommand
 from bot.intents import (
+    ChangeIntent,
     CommandError,
     HelpIntent,
     HistoryIntent,
     Intent,
     ListRevisionsIntent,
-    RollbackIntent,
     VerifyIntent,
 )
-from bot.jobs_names import CANCEL, CONFIRM, HISTORY, LIST_REVISIONS, PROPOSE, VERIFY_NOW
+from bot.jobs_names import (
+    CANCEL,
+    CONFIRM,
+    FOLLOW_UP,
+    HISTORY,
+    LIST_REVISIONS,
+    PROPOSE,
+    VERIFY_NOW,
+)
 from bot.messages import refusals
 from bot.messages.base import Message, ephemeral_error
 from bot.messages.help import help_message
@@ -31,7 +41,7 @@ def immediate_reply(intent: Intent | CommandError, catalog: Catalog,
         return ephemeral_error(intent.problem, intent.hint)
     if isinstance(intent, HelpIntent):
         return help_message(catalog)
-    if isinstance(intent, RollbackIntent) and not intent.dry_run:
+    if isinstance(intent, ChangeIntent) and not intent.request.dry_run:
         channel = authz.channel_allowed(catalog, command.channel_name)
         if not channel.allowed:
             return refusals.not_incident_channel(catalog.slack.incident_channel_pattern)
@@ -61,15 +71,17 @@ def hand_off_command(deps: Deps, intent: Intent, command: SlashCommand,
     elif isinstance(intent, HistoryIntent):
         deps.handoffs.hand_off(HISTORY, on_failure=on_failure,
                                service=intent.service, command=args)
-    elif isinstance(intent, RollbackIntent):
-        deps.handoffs.hand_off(PROPOSE, on_failure=on_failure, service=intent.service,
-                               revision=intent.revision, dry_run=intent.dry_run, command=args)
+    elif isinstance(intent, ChangeIntent):
+        request = intent.request
+        deps.handoffs.hand_off(PROPOSE, on_failure=on_failure, service=request.service,
+                               kind=request.kind, args=request.args, dry_run=request.dry_run,
+                               command=args)
     else:
         raise ValueError(f"no job for {type(intent).__name__}")
 
 
 def revision_button_intent(click: ButtonClick, catalog: Catalog
-                           ) -> tuple[RollbackIntent, SlashCommand] | Message:
+                           ) -> tuple[ChangeIntent, SlashCommand] | Message:
     """A "Roll back to this" click is the same request as `/rollback <svc> <rev>`."""
     value = click.json_value() or {}
     service, revision = value.get("service"), value.get("revision")
@@ -84,10 +96,23 @@ def revision_button_intent(click: ButtonClick, catalog: Catalog
         trigger_id=f"click:{click.action_ts}:{click.user_id}")
     if not catalog.is_incident_channel(click.channel_name):
         return refusals.not_incident_channel(catalog.slack.incident_channel_pattern)
-    return RollbackIntent(service, revision), command
+    return ChangeIntent(ChangeRequest(KindName.TRAFFIC.value, service,
+                                      {"traffic": {revision: 100}})), command
 
 
 def hand_off_decision(deps: Deps, click: ButtonClick, confirm: bool,
                       on_failure: OnFailure) -> None:
     deps.handoffs.hand_off(CONFIRM if confirm else CANCEL, on_failure=on_failure,
-                           click=click.as_job_args())
+                           click=click.as_job_args(), change_id=click.change_id())
+
+
+def follow_up_refusal(click: ButtonClick, catalog: Catalog) -> Message | None:
+    """Undo, Restore latest and Plan again propose a change: only in incident channels."""
+    if not catalog.is_incident_channel(click.channel_name):
+        return refusals.not_incident_channel(catalog.slack.incident_channel_pattern)
+    return None
+
+
+def hand_off_follow_up(deps: Deps, click: ButtonClick, on_failure: OnFailure) -> None:
+    deps.handoffs.hand_off(FOLLOW_UP, on_failure=on_failure, click=click.as_job_args(),
+                           change_id=click.change_id())

@@ -17,6 +17,8 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.app import build_bolt_app, build_web_app
 from bot.catalog import Catalog
+from bot.changes.audit import AuditLog
+from bot.changes.store import ChangeStore
 from bot.config import Settings
 from bot.defer import BatchDeferrer
 from bot.deps import DEPS_KEY, Deps
@@ -24,8 +26,6 @@ from bot.dispatch import Dispatcher
 from bot.jobs import build_job_app
 from bot.logs import register_secret_values, url_passwords
 from bot.metrics import cloud_run_call
-from bot.rollbacks.audit import AuditLog
-from bot.rollbacks.store import RollbackStore
 from bot.slack_out import SlackOut
 from bot.stores.db import check_database, open_pool
 from bot.stores.migrations import migrate
@@ -116,7 +116,7 @@ class Runtime:
         deps = Deps(
             settings=settings, catalog=catalog, pool=pool, redis=redis, slack=slack,
             cloud_run=cloud_run, jobs=jobs, dispatcher=Dispatcher(),
-            rollbacks=RollbackStore(pool), audit=AuditLog(pool), dedupe=Deduplicator(redis),
+            changes=ChangeStore(pool), audit=AuditLog(pool), dedupe=Deduplicator(redis),
             http=HttpChecker(),
             monitoring=None if google is None else GoogleCloudMonitoring(
                 google.monitoring, catalog.gcp.project, policy=retry_policy),

@@ -4,19 +4,24 @@ from __future__ import annotations
 
 from slack_sdk.models.blocks import Block, HeaderBlock
 
+from bot.changes.model import Change, State
 from bot.messages.base import Message, context, mrkdwn_section, user_mention, when
 from bot.messages.plan import HEADER_MAX, TEXT_MAX, clip, esc, people, state_emoji
-from bot.rollbacks.model import Rollback, State
+from bot.plans import Plan
 
 SHOWN = 10
 
 
-def _line(rollback: Rollback) -> str:
+def _headline(change: Change) -> str:
+    return Plan.from_json(change.plan).headline if change.plan else change.subject
+
+
+def _line(rollback: Change) -> str:
     state = rollback.state.value
     if rollback.state == State.SUCCEEDED and rollback.verdict:
         state = f"{state} ({rollback.verdict})"
     line = (f"{state_emoji(rollback)} *#{rollback.id}* · {when(rollback.created_at)} · "
-            f"→ `{rollback.target_revision}` · {state}\n{people(rollback)}")
+            f"{rollback.kind}: {esc(_headline(rollback))} · {state}\n{people(rollback)}")
     if rollback.dry_run:
         line += " · dry run"
     if rollback.state == State.CANCELLED:
@@ -28,7 +33,7 @@ def _line(rollback: Rollback) -> str:
     return clip(line)
 
 
-def history_message(service: str, rollbacks: list[Rollback]) -> Message:
+def history_message(service: str, rollbacks: list[Change]) -> Message:
     """The last 10 rollbacks of `service` (newest first), or that there are none."""
     if not rollbacks:
         text = f"No rollbacks of {service} yet."
@@ -39,5 +44,6 @@ def history_message(service: str, rollbacks: list[Rollback]) -> Message:
     if len(rollbacks) > SHOWN:
         blocks.append(context(f"Showing the last {SHOWN} of {len(rollbacks)}."))
     text = f"Rollbacks of {service} (newest first): " + "; ".join(
-        f"#{r.id} {r.state.value} → {r.target_revision} ({when(r.created_at)})" for r in newest)
+        f"#{r.id} {r.state.value} {r.kind}: {_headline(r)} ({when(r.created_at)})"
+        for r in newest)
     return Message(text=clip(text, TEXT_MAX), blocks=tuple(blocks))

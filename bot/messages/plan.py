@@ -18,10 +18,10 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.ids import RollbackAction, RollbackBlock, plan_actions_block_id
+from bot.changes.model import Change, State, Verdict
+from bot.ids import FollowUpAction, RollbackAction, RollbackBlock, plan_actions_block_id
 from bot.messages.base import Message, context, mrkdwn_section, user_mention, when
 from bot.plans import CheckItem, Plan, RevisionFacts, ordered_traffic, traffic_plain
-from bot.rollbacks.model import Rollback, State, Verdict
 
 # Slack limits (https://docs.slack.dev/reference/block-kit/blocks).
 SECTION_MAX = 3000
@@ -54,7 +54,7 @@ def traffic_mrkdwn(traffic: Mapping[str, int] | None, sep: str = ", ") -> str:
     return sep.join(f"`{rev}` {pct}%" for rev, pct in ordered_traffic(traffic))
 
 
-def people(rollback: Rollback) -> str:
+def people(rollback: Change) -> str:
     """`requested by <@A>, confirmed by <@B>` (confirmer only once there is one)."""
     out = f"requested by {user_mention(rollback.requested_by)}"
     if rollback.confirmed_by:
@@ -62,7 +62,7 @@ def people(rollback: Rollback) -> str:
     return out
 
 
-def state_emoji(rollback: Rollback) -> str:
+def state_emoji(rollback: Change) -> str:
     if rollback.state == State.SUCCEEDED:
         return "⚠️" if rollback.verdict == Verdict.DEGRADED else "✅"
     return {
@@ -75,7 +75,7 @@ def state_emoji(rollback: Rollback) -> str:
     }.get(rollback.state, "•")
 
 
-def status_line(rollback: Rollback, *, blocked: bool = False) -> str:
+def status_line(rollback: Change, *, blocked: bool = False) -> str:
     """One line saying where the rollback stands and who did what."""
     requester = user_mention(rollback.requested_by) if rollback.requested_by else None
     asked = f"Requested by {requester}" if requester else "Requested"
@@ -121,11 +121,9 @@ def _revision_field(label: str, facts: RevisionFacts | None) -> str:
     )
 
 
-def _buttons(plan: Plan, rollback: Rollback) -> list[ButtonElement]:
-    value = str(rollback.id)
-    ask = (f"Shift 100% of {plan.service} ({plan.cloud_run_service}) traffic "
-           f"to {plan.target.name}?")
-    buttons = [
+def _buttons(plan: Plan, change: Change) -> list[ButtonElement]:
+    value = str(change.id)
+    return [
         ButtonElement(
             text="Confirm rollback",
             action_id=RollbackAction.CONFIRM.value,
@@ -133,28 +131,40 @@ def _buttons(plan: Plan, rollback: Rollback) -> list[ButtonElement]:
             style="primary",
             confirm=ConfirmObject(
                 title="Confirm rollback",
-                text=clip(ask, CONFIRM_TEXT_MAX),
+                text=clip(plan.question, CONFIRM_TEXT_MAX),
                 confirm="Roll back now",
                 deny="Not yet",
             ),
         ),
+        ButtonElement(text="Cancel", action_id=RollbackAction.CANCEL.value, value=value),
     ]
-    # Gradual rollout (RollbackAction.GRADUAL) goes here, between Confirm and Cancel.
-    buttons.append(ButtonElement(
-        text="Cancel", action_id=RollbackAction.CANCEL.value, value=value))
-    return buttons
+
+
+def _undo(change: Change) -> ButtonElement:
+    return ButtonElement(text="Undo", action_id=FollowUpAction.UNDO.value, value=str(change.id))
+
+
+def _will_serve(plan: Plan) -> str:
+    return plan.will_serve or traffic_mrkdwn(plan.target_traffic)
 
 
 def plan_card(
     plan: Plan,
-    rollback: Rollback | None,
+    change: Change | None,
     *,
     dry_run: bool = False,
     final_note: str | None = None,
+    validation: str | None = None,
+    undoable: bool = False,
 ) -> Message:
-    """The plan card in the channel; buttons only while a real rollback awaits a decision."""
+    """The plan card in the channel; buttons only while a real change awaits a decision.
+
+    Without a change it is shown to the requester only: a dry run (with what the
+    outside system answered to `validation`), or a blocked request, which is not one.
+    `undoable`: the change is over and its kind can reverse it (an Undo button).
+    """
     prefix = "DRY RUN — " if dry_run else ""
-    title = f"{prefix}Rollback plan: {plan.service} → {plan.target.name}"
+    title = f"{prefix}Rollback plan: {plan.headline}"
     blocks: list[Block] = [
         HeaderBlock(text=clip(title, HEADER_MAX), block_id=RollbackBlock.PLAN_HEADER.value)
     ]
@@ -166,15 +176,20 @@ def plan_card(
             f"{blockers}\n"
             f"*Stop and escalate.* Fix the cause or pick another revision "
             f"(`/rollback {plan.service}` lists them).")))
+    for warning in plan.warnings:
+        blocks.append(mrkdwn_section(clip(f"⚠️ {esc(warning)}")))
 
     serving = clip(f"*Serving now*\n{traffic_mrkdwn(plan.current_traffic, sep=chr(10))}",
                    FIELD_MAX)
-    will = clip(f"*Will serve*\n{traffic_mrkdwn(plan.target_traffic)}", FIELD_MAX)
+    will = clip(f"*Will serve*\n{_will_serve(plan)}", FIELD_MAX)
     blocks.append(SectionBlock(fields=[serving, will]))
     blocks.append(SectionBlock(fields=[
         _revision_field("Current", plan.current),
         _revision_field("Target", plan.target),
     ]))
+    if plan.changes:
+        lines = "\n".join(f"• {esc(line)}" for line in plan.changes)
+        blocks.append(mrkdwn_section(clip(f"*What changes*\n{lines}")))
 
     if plan.checklist:
         items = "\n".join(_check_item(item) for item in plan.checklist)
@@ -185,23 +200,31 @@ def plan_card(
         blocks.append(context(clip(f"Dependent services (coordinate): {deps}")))
 
     blocks.append(mrkdwn_section(clip(
-        f"*If rollbot is down, run by hand:*\n```{plan.gcloud_command}```")))
+        f"*If rollbot is down, run by hand:*\n```{plan.command}```")))
+    if validation:
+        blocks.append(mrkdwn_section(clip(f"*Cloud Run's validation:* {esc(validation)}")))
 
     status: str | None = None
-    if rollback is not None:
-        status = status_line(rollback, blocked=plan.blocked)
+    if change is not None:
+        status = status_line(change, blocked=plan.blocked)
     elif dry_run:
-        status = (f"Dry run: nothing was changed. Run `/rollback {plan.service} "
-                  f"{plan.target.name}` without `--dry-run` to propose it.")
+        status = ("Dry run: nothing was changed. Run the same command without `--dry-run` "
+                  "to propose it.")
+    elif plan.blocked:
+        status = "⛔ Not proposed: nothing was changed."
     if status:
         blocks.append(mrkdwn_section(clip(status)))
     if final_note:
         blocks.append(context(clip(final_note)))
 
-    if (rollback is not None and rollback.state == State.PROPOSED
+    if (change is not None and change.state == State.PROPOSED
             and not dry_run and not plan.blocked):
         blocks.append(ActionsBlock(
-            elements=_buttons(plan, rollback), block_id=plan_actions_block_id(plan.service)))
+            elements=_buttons(plan, change),
+            block_id=plan_actions_block_id(change.kind, change.subject)))
+    if change is not None and undoable:
+        blocks.append(ActionsBlock(elements=[_undo(change)],
+                                   block_id=RollbackBlock.FOLLOW_UPS.value))
 
     text = f"{title} · serving now: {traffic_plain(plan.current_traffic)}"
     if plan.blocked:

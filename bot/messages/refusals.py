@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from bot.changes.model import Change, State
 from bot.messages.base import Message, ephemeral_error, user_mention
 from bot.messages.plan import clip, esc
-from bot.rollbacks.model import Rollback, State
+from bot.plans import Plan
 
 
 def slack_ref(slack_id: str) -> str:
@@ -23,10 +24,10 @@ def _refs(ids: Sequence[str]) -> str:
     return ", ".join(slack_ref(i) for i in ids)
 
 
-def active_rollback_exists(active: Rollback, permalink: str | None) -> Message:
+def active_rollback_exists(active: Change, permalink: str | None) -> Message:
     """Another rollback of the service is under way: one at a time."""
-    problem = (f"`{active.service}` already has an active rollback: #{active.id} → "
-               f"`{active.target_revision}`, {active.state.value}, "
+    problem = (f"`{active.service}` already has an active rollback: "
+               f"#{active.id} {Plan.from_json(active.plan).headline}, {active.state.value}, "
                f"requested by {user_mention(active.requested_by)}.")
     where = f"<{permalink}|its plan card>" if permalink else f"<#{active.channel_id}>"
     hint = f"One rollback per service at a time. Follow or cancel it first: {where}."
@@ -54,7 +55,7 @@ def not_incident_channel(pattern: str) -> Message:
         "Run `/rollback` in the incident's channel (e.g. `#inc-…`), so everyone sees it.")
 
 
-def already_handled(rollback: Rollback) -> Message:
+def already_handled(rollback: Change) -> Message:
     """Someone got there first (a second click, a teammate, or a finished rollback)."""
     if rollback.state == State.CANCELLED:
         by = getattr(rollback, "cancelled_by", None)

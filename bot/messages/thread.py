@@ -6,9 +6,11 @@ current with chat.update so a late joiner reads one message.
 
 from __future__ import annotations
 
-from slack_sdk.models.blocks import Block
+from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement
 
 from bot.catalog import RunbookSection
+from bot.changes.model import Change, State
+from bot.ids import FollowUpAction, RollbackBlock
 from bot.messages.base import Message, context, mrkdwn_section
 from bot.messages.plan import (
     TEXT_MAX,
@@ -18,7 +20,7 @@ from bot.messages.plan import (
     traffic_mrkdwn,
     traffic_plain,
 )
-from bot.rollbacks.model import Rollback
+from bot.plans import Plan
 from bot.verification import checked_the_service
 from integrations.http_checks import CheckKind, CheckResult
 
@@ -30,11 +32,30 @@ def _message(text: str, *blocks: Block) -> Message:
     return Message(text=clip(text, TEXT_MAX), blocks=blocks or (mrkdwn_section(clip(text)),))
 
 
-def announcement(rollback: Rollback) -> Message:
-    """`Initiating rollback of api to revision … (requested by <@A>, confirmed by <@B>)`."""
-    text = (f"Initiating rollback of {rollback.service} to revision "
-            f"{rollback.target_revision} ({people(rollback)})")
+def _plan(change: Change) -> Plan:
+    return Plan.from_json(change.plan)
+
+
+def announcement(change: Change) -> Message:
+    """`Initiating rollback of api to revision … (requested by <@A>, confirmed by <@B>)`:
+    the runbook's announcement, in the words of the change's plan."""
+    text = f"Initiating {_plan(change).action} ({people(change)})"
+    if change.spec.get("undo_of"):
+        text += f" · this undoes #{change.spec['undo_of']}"
     return _message(text)
+
+
+def drift_message(change: Change, what: str) -> Message:
+    """The plan was out of date at Confirm: nothing changed; offer a fresh plan."""
+    text = (f"⛔ Stopped before changing anything: {what}. The plan card no longer shows "
+            "what serves; look at the new state and plan again.")
+    return Message(text=clip(text, TEXT_MAX), blocks=(
+        mrkdwn_section(clip(f"⛔ *Stopped before changing anything* — {esc(what)}.\n"
+                            "Nothing was changed. Plan again to see what serves now.")),
+        ActionsBlock(block_id=RollbackBlock.FOLLOW_UPS.value, elements=[ButtonElement(
+            text="Plan again", action_id=FollowUpAction.PLAN_AGAIN.value,
+            value=str(change.id), style="primary")]),
+    ))
 
 
 def traffic_failed(
@@ -114,9 +135,10 @@ def _latest(results: list[CheckResult]) -> list[CheckResult]:
     return list(latest.values())
 
 
-def summary(rollback: Rollback, *, stage: str, results: list[CheckResult]) -> Message:
+def summary(rollback: Change, *, stage: str, results: list[CheckResult]) -> Message:
     """The top-of-thread summary: stage and checks so far (latest result per check)."""
-    head = f"*Rollback of {rollback.service} → `{rollback.target_revision}`* · {stage}"
+    headline = _plan(rollback).headline
+    head = f"*Rollback of {esc(headline)}* · {stage}"
     blocks: list[Block] = [mrkdwn_section(clip(head))]
     checks = _latest(results)
     if checks:
@@ -124,14 +146,30 @@ def summary(rollback: Rollback, *, stage: str, results: list[CheckResult]) -> Me
         blocks.append(mrkdwn_section(clip(f"Checks: {compact}")))
     blocks.append(context(clip(f"#{rollback.id} · {people(rollback)}")))
     passed = sum(r.ok for r in checks)
-    text = f"Rollback of {rollback.service} → {rollback.target_revision}: {stage}"
+    text = f"Rollback of {headline}: {stage}"
     if checks:
         text += f" ({passed}/{len(checks)} checks passing)"
     return _message(text, *blocks)
 
 
+def _traffic(change: Change, key: str) -> dict[str, int] | None:
+    found = ((change.after or {}) if key == "after" else change.before).get("traffic")
+    return None if found is None else {str(k): int(v) for k, v in found.items()}
+
+
+def _follow_ups(change: Change) -> list[Block]:
+    """Restore latest routing, where the change went through and left the service pinned."""
+    if not _plan(change).pins or change.state != State.SUCCEEDED:
+        return []
+    return [ActionsBlock(block_id=RollbackBlock.FOLLOW_UPS.value, elements=[ButtonElement(
+        text="Restore latest routing", action_id=FollowUpAction.RESTORE_LATEST.value,
+        value=str(change.id))]), context(
+        "The service is pinned now: later deploys get no traffic until latest routing "
+        "is restored.")]
+
+
 def verdict(
-    rollback: Rollback,
+    rollback: Change,
     results: list[CheckResult],
     runbook: RunbookSection,
     *,
@@ -140,23 +178,26 @@ def verdict(
     """The outcome: verified (all `results` passed, no `error`) with the post-rollback
     checklist, or failed naming what failed and what to do next."""
     failed = [r for r in results if not r.ok]
-    serves = traffic_mrkdwn(rollback.traffic_after or {rollback.target_revision: 100})
+    plan = _plan(rollback)
+    after = _traffic(rollback, "after")
+    serves = traffic_mrkdwn(after) if after else (plan.will_serve
+                                                  or traffic_mrkdwn(plan.target_traffic))
     who = context(clip(f"#{rollback.id} · {people(rollback)}"))
     if error is None and not failed:
         if checked_the_service(results):
             head = (f"✅ *Rollback verified* — {rollback.service} serves {serves} · "
                     f"{len(results)}/{len(results)} checks passed")
-            text = f"✅ Rollback verified: {rollback.service} → {rollback.target_revision}"
+            text = f"✅ Rollback verified: {plan.headline}"
         else:
-            head = (f"⚠️ *Traffic shifted, nothing verified* — {rollback.service} serves "
+            head = (f"⚠️ *Changed, nothing verified* — {rollback.service} serves "
                     f"{serves}; no checks configured: verify by hand")
-            text = (f"⚠️ Rollback of {rollback.service} → {rollback.target_revision} done; "
+            text = (f"⚠️ Rollback of {plan.headline} done; "
                     "no checks configured: verify by hand")
         blocks: list[Block] = [mrkdwn_section(clip(head))]
         if runbook.post_rollback_checklist:
             items = "\n".join(f"☐ {esc(item)}" for item in runbook.post_rollback_checklist)
             blocks.append(mrkdwn_section(clip(f"*Post-rollback checklist*\n{items}")))
-        blocks.append(who)
+        blocks += [*_follow_ups(rollback), who]
         return _message(text, *blocks)
 
     if error is not None:
@@ -168,20 +209,20 @@ def verdict(
     if failed:
         lines = "\n".join(_check_texts(r)[0] for r in failed[:20])
         blocks.append(mrkdwn_section(clip(lines)))
-    traffic = (f"Cloud Run serves: {traffic_mrkdwn(rollback.traffic_after)}"
-               if rollback.traffic_after else "Traffic now: unknown (check with gcloud)")
-    blocks.append(context(clip(f"{traffic} · before: {traffic_mrkdwn(rollback.traffic_before)}")))
+    traffic = (f"Cloud Run serves: {traffic_mrkdwn(after)}"
+               if after else "Traffic now: unknown (check with gcloud)")
+    blocks.append(context(clip(
+        f"{traffic} · before: {traffic_mrkdwn(_traffic(rollback, 'before'))}")))
     next_steps = f"*Next: {STOP}*"
     if runbook.restrictions:
         stops = "\n".join(f"• {esc(item)}" for item in runbook.restrictions)
         next_steps += f"\nRolling back is unsafe when:\n{stops}"
     blocks += [mrkdwn_section(clip(next_steps)), who]
-    text = (f"❌ Rollback of {rollback.service} → {rollback.target_revision} failed: {what}. "
-            f"{STOP}")
+    text = f"❌ Rollback of {plan.headline} failed: {what}. {STOP}"
     return _message(text, *blocks)
 
 
-def recovery_note(rollback: Rollback, what: str) -> Message:
+def recovery_note(rollback: Change, what: str) -> Message:
     """After a crash: `rollbot restarted while this rollback was executing; <what>`.
 
     `what` may also be the whole sentence (starting "rollbot restarted"); it is not
@@ -194,5 +235,5 @@ def recovery_note(rollback: Rollback, what: str) -> Message:
     return _message(
         text,
         mrkdwn_section(clip(text)),
-        context(clip(f"#{rollback.id} · {rollback.service} → `{rollback.target_revision}`")),
+        context(clip(f"#{rollback.id} · {_plan(rollback).headline}")),
     )

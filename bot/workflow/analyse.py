@@ -13,13 +13,14 @@ import datetime as dt
 import logging
 
 from bot.analysis import Measurement, compare, verdict
+from bot.changes.model import Change, State
+from bot.changes.registry import kind_named
 from bot.deps import Deps
 from bot.jobs_names import ANALYSE
 from bot.measure import measure
 from bot.messages.analysis import measurement_table
 from bot.messages.base import Message as SlackMessage
 from bot.messages.base import context
-from bot.rollbacks.model import Rollback, State
 from bot.workflow.posting import in_thread, refresh_card
 
 log = logging.getLogger(__name__)
@@ -33,33 +34,33 @@ def offset_label(seconds: float) -> str:
     return f"after {seconds / 60:g} min"
 
 
-async def take_baseline(deps: Deps, rollback_id: int) -> None:
+async def take_baseline(deps: Deps, change_id: int) -> None:
     """Before any change: what the service looks like now (the incident)."""
-    rollback = await deps.rollbacks.get(rollback_id)
+    rollback = await deps.changes.get(change_id)
     if rollback is None or rollback.state not in (State.PROPOSED, State.CONFIRMED):
         return  # too late: the traffic already moved, a "baseline" now would mislead
     baseline = await measure(deps, rollback.service, "baseline", since=None)
     # Two scrapes take seconds: if the traffic began to move meanwhile, this
     # "baseline" mixes before and after, and comparing with it would mislead.
-    stored = await deps.rollbacks.set_fields(
+    stored = await deps.changes.set_fields(
         rollback.id, baseline=baseline.to_json(), only_in=(State.PROPOSED, State.CONFIRMED))
     if stored is None:
         log.info("baseline of rollback %s dropped: the change began while measuring",
                  rollback.id)
 
 
-async def schedule(deps: Deps, rollback: Rollback, changed_at: dt.datetime) -> None:
+async def schedule(deps: Deps, rollback: Change, changed_at: dt.datetime) -> None:
     """Defer one analysis job per configured time after the traffic change."""
     policy = deps.catalog.services[rollback.service].verification
     for index, offset in enumerate(policy.measure_after_seconds):
         await deps.jobs.configure_task(
             ANALYSE, schedule_in={"seconds": offset}, lock=f"analysis-{rollback.id}",
-        ).defer_async(rollback_id=rollback.id, index=index,
+        ).defer_async(change_id=rollback.id, index=index,
                       changed_at=changed_at.isoformat())
 
 
-async def analyse(deps: Deps, rollback_id: int, index: int, changed_at: str) -> None:
-    rollback = await deps.rollbacks.get(rollback_id)
+async def analyse(deps: Deps, change_id: int, index: int, changed_at: str) -> None:
+    rollback = await deps.changes.get(change_id)
     if rollback is None or rollback.state not in (State.SUCCEEDED, State.FAILED):
         return
     if any(m.get("index") == index for m in rollback.analysis):
@@ -69,7 +70,7 @@ async def analyse(deps: Deps, rollback_id: int, index: int, changed_at: str) -> 
     label = offset_label(offsets[index]) if index < len(offsets) else f"#{index + 1}"
     after = await measure(deps, rollback.service, label,
                           since=dt.datetime.fromisoformat(changed_at),
-                          revision=rollback.target_revision)
+                          revision=kind_named(rollback.kind).measured_revision(rollback))
     baseline = Measurement.from_json(rollback.baseline) if rollback.baseline else None
     rows = compare(baseline, after, policy)
     await in_thread(deps, rollback, measurement_table(rollback.service, after, rows))
@@ -78,9 +79,9 @@ async def analyse(deps: Deps, rollback_id: int, index: int, changed_at: str) -> 
     tables = [compare(baseline, Measurement.from_json(
         {k: v for k, v in m.items() if k != "index"}), policy) for m in analysis]
     outcome = verdict(rollback.state == State.SUCCEEDED, tables)
-    updated = await deps.rollbacks.set_fields(rollback.id, analysis=analysis, verdict=outcome)
+    updated = await deps.changes.set_fields(rollback.id, analysis=analysis, verdict=outcome)
     await deps.audit.record(
-        actor="rollbot", action="analysis", service=rollback.service, rollback_id=rollback.id,
+        actor="rollbot", action="analysis", service=rollback.service, change_id=rollback.id,
         details={"label": label, "verdict": outcome,
                  "rows": [{"metric": r.metric, "outcome": r.outcome} for r in rows]})
     last = index == len(offsets) - 1

@@ -1,15 +1,16 @@
-"""Step 3: announce, then shift Cloud Run traffic to the target revision; then verify.
+"""Step 3: the gate (authorize, announce, audit), then the change itself, then verify.
 
-Run inline by the confirm job (no job hand-off on the way to Cloud Run), or as the
-`execute` job when recovery resumes a rollback. Cloud Run's read of the service
-overlaps what must come before the change (the click's authorization and commit,
-the announcement, the move to `executing` and its audit row, committed); the
-update is sent only after those. The read-back of the service is the first check
-("serving"): its line and the move to `verifying` run beside the other checks,
-whose lines follow once both are done.
-Idempotent: the moves are conditional, and a rollback resumed after a crash (state
-already `executing`) re-applies the same traffic, which Cloud Run treats as a no-op
-if it had gone through.
+Run inline by the confirm job (no job hand-off on the way to the outside system), or
+as the `execute` job when recovery resumes a change. It knows changes only through
+their kind's protocol (bot/changes/kind.py):
+
+    prefetch = kind.prefetch(…)     the kind's first read, on its way during the gate
+    gate                            confirm (if a click), announce, `executing` + audit
+    applied = kind.apply(…)         change, wait, read back
+    verify                          the read-back is the first check; the service's follow
+
+Idempotent: the moves are conditional, and a change resumed after a crash (state
+already `executing`) is applied again, which every kind makes safe to repeat.
 """
 
 from __future__ import annotations
@@ -18,160 +19,176 @@ import asyncio
 import dataclasses
 import datetime as dt
 import logging
-import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
+from bot.changes.kind import Applied, ChangeFailed, ChangeKind, PlanDrift, Prefetch
+from bot.changes.model import Change, State
+from bot.changes.registry import kind_named
 from bot.deps import Deps
-from bot.messages.thread import announcement, recovery_note, traffic_failed, verdict
+from bot.messages.thread import announcement, drift_message, recovery_note, verdict
 from bot.metrics import record_rollback_outcome
-from bot.rollbacks.model import Rollback, State
-from bot.verification import serving_check
 from bot.workflow import verify
-from bot.workflow.posting import RollbackView, in_thread
-from integrations.cloud_run import CloudRunError, PendingRead
+from bot.workflow.posting import ChangeView, in_thread
 
 log = logging.getLogger(__name__)
 
 
+def _audited(change: Change, step: str) -> str:
+    """Audit actions name the kind (`traffic_change_started`, `image_changed`, …), so
+    the trail reads as what happened without opening its details."""
+    return f"{change.kind}_{step}"
+
+
 class _NotOurs(Exception):
-    """The click was refused or lost (its job told the clicker), or the rollback left
+    """The click was refused or lost (its job told the clicker), or the change left
     `confirmed` under us (another worker carries it): change nothing."""
 
 
-async def execute(deps: Deps, rollback_id: int, *, resumed: bool = False) -> None:
-    """The `execute` job: recovery's way to resume a rollback."""
-    rollback = await deps.rollbacks.get(rollback_id)
-    if rollback is None or rollback.state not in (State.CONFIRMED, State.EXECUTING):
-        log.info("execute: rollback %s is %s, nothing to do", rollback_id,
-                 rollback.state if rollback else "missing")
+async def execute(deps: Deps, change_id: int, *, resumed: bool = False) -> None:
+    """The `execute` job: recovery's way to resume a change."""
+    change = await deps.changes.get(change_id)
+    if change is None or change.state not in (State.CONFIRMED, State.EXECUTING):
+        log.info("execute: change %s is %s, nothing to do", change_id,
+                 change.state if change else "missing")
         return
-    async with RollbackView(deps, rollback) as view:
-        await shift_traffic(deps, rollback, view, resumed=resumed)
+    async with ChangeView(deps, change) as view:
+        await run_change(deps, change, view, resumed=resumed)
 
 
-async def _before_change(deps: Deps, rollback: Rollback, view: RollbackView,
-                         resumed: bool) -> Rollback:
-    """What must precede the change: the runbook's "Initiating rollback to revision X"
-    (top level in the channel) and, unless a crash left it executing, the move to
-    `executing` with its audit row, committed: no change without its audit row."""
-    if not rollback.thread_ts:
-        ts = await deps.slack.post(rollback.channel_id, announcement(rollback))
-        rollback = dataclasses.replace(rollback, thread_ts=ts)
-    if resumed or rollback.state == State.EXECUTING:
-        await in_thread(deps, rollback, recovery_note(
-            rollback, "rollbot restarted while this rollback was in progress; "
-                      "resuming the traffic change (it is safe to apply twice)."))
-    if rollback.state == State.EXECUTING:  # its audit row was committed before the crash
-        executing = await deps.rollbacks.set_fields(
-            rollback.id, thread_ts=rollback.thread_ts) or rollback
+async def run_change(
+    deps: Deps, change: Change, view: ChangeView, *, resumed: bool = False,
+    confirm: Callable[[], Awaitable[Change | None]] | None = None,
+    prefetch: Prefetch | None = None,
+) -> None:
+    """From `confirmed` (or a resumed `executing`) through the change to verification.
+
+    `confirm`: for a click on a `proposed` change, its authorization and move to
+    `confirmed` (None: refused or lost); nothing is announced or changed unless it
+    succeeds. `prefetch`: the kind's first read, if the caller started it already.
+    """
+    kind = kind_named(change.kind)
+    if prefetch is None:
+        prefetch = kind.prefetch(deps, change.subject)
+    try:
+        executing = await _gate(deps, change, view, resumed=resumed, confirm=confirm)
+    except _NotOurs:
+        log.info("execute: change %s is not this job's to change", change.id)
+        if prefetch is not None:
+            prefetch.cancel()
+        return
+    try:
+        applied = await kind.apply(deps, executing, prefetch)
+    except PlanDrift as drift:
+        await _drifted(deps, executing, drift, view)
+        return
+    except ChangeFailed as failed:
+        await _failed(deps, executing, failed, view)
+        return
+    await _verify(deps, kind, executing, applied, view)
+
+
+async def _gate(deps: Deps, change: Change, view: ChangeView, *, resumed: bool,
+                confirm: Callable[[], Awaitable[Change | None]] | None) -> Change:
+    """What must precede the change: the click's confirmation, the runbook's
+    "Initiating rollback to revision X" (top level in the channel) and, unless a crash
+    left it executing, the move to `executing` with its audit row, committed."""
+    current = change if confirm is None else await confirm()
+    if current is None:
+        raise _NotOurs
+    try:
+        return await _announce_and_start(deps, current, view, resumed)
+    except _NotOurs:
+        raise
+    except Exception:
+        if confirm is not None:  # e.g. Slack or the database failed before the change:
+            view.card(current)  # no buttons left on the card; recovery resumes it
+        raise
+
+
+async def _announce_and_start(deps: Deps, change: Change, view: ChangeView,
+                              resumed: bool) -> Change:
+    if not change.thread_ts:
+        ts = await deps.slack.post(change.channel_id, announcement(change))
+        change = dataclasses.replace(change, thread_ts=ts)
+    if resumed or change.state == State.EXECUTING:
+        await in_thread(deps, change, recovery_note(
+            change, "rollbot restarted while this change was in progress; "
+                    "resuming it (it is safe to apply twice)."))
+    if change.state == State.EXECUTING:  # its audit row was committed before the crash
+        executing = await deps.changes.set_fields(
+            change.id, thread_ts=change.thread_ts) or change
     else:
         async with deps.pool.connection() as conn, conn.transaction():
-            moved = await deps.rollbacks.transition(
-                rollback.id, State.CONFIRMED, State.EXECUTING, conn=conn,
-                thread_ts=rollback.thread_ts)
+            moved = await deps.changes.transition(
+                change.id, State.CONFIRMED, State.EXECUTING, conn=conn,
+                thread_ts=change.thread_ts)
             if moved is None:
                 raise _NotOurs
             await deps.audit.record(
-                conn=conn, actor="rollbot", action="traffic_change_started",
-                service=rollback.service, rollback_id=rollback.id,
-                details={"traffic_before": rollback.traffic_before,
-                         "traffic_requested": {rollback.target_revision: 100}})
+                conn=conn, actor="rollbot", action=_audited(change, "change_started"),
+                service=change.service,
+                change_id=change.id,
+                details={"kind": change.kind, "before": change.before, "spec": change.spec})
         executing = moved
-    # The card and the summary follow while Cloud Run works, off the critical path.
+    # The card and the summary follow while the change runs, off the critical path.
     view.card(executing)
-    view.summary(executing, "Shifting traffic…")
+    view.summary(executing, "Changing…")
     return executing
 
 
-async def shift_traffic(
-    deps: Deps, rollback: Rollback, view: RollbackView, *, resumed: bool = False,
-    confirm: Callable[[], Awaitable[Rollback | None]] | None = None,
-    read: PendingRead | None = None,
-) -> None:
-    """From `confirmed` (or a resumed `executing`) to `verifying`, then verification.
-
-    `confirm`: for a click on a `proposed` rollback, its authorization and move to
-    `confirmed` (None: refused or lost). It runs while Cloud Run is read, before
-    anything else: nothing is announced or changed unless it succeeds. `read`: Cloud
-    Run's read of the service, if the caller started it already (see decide.confirm).
-    """
-    region = deps.catalog.region_of(rollback.service)
-    confirmed: list[Rollback] = []
-    started: list[Rollback] = []
-
-    async def before_change() -> None:
-        current = rollback if confirm is None else await confirm()
-        if current is None:
-            raise _NotOurs
-        confirmed.append(current)
-        started.append(await _before_change(deps, current, view, resumed))
-
-    began = time.monotonic()
-    try:
-        state = await deps.cloud_run.set_traffic(
-            rollback.cloud_run_service, region, {rollback.target_revision: 100},
-            before_change=before_change, read=read)
-    except _NotOurs:
-        log.info("execute: rollback %s is not this job's to change", rollback.id)
-        return
-    except CloudRunError as exc:
-        if not started:
-            raise
-        # before_change has run (a read error is raised after it): we own `executing`.
-        await _traffic_failed(deps, started[0], region, exc, view)
-        return
-    except Exception:
-        if confirmed and not started:  # e.g. Slack or the database failed before the change:
-            view.card(confirmed[0])  # no buttons left on the card; recovery resumes it
-        raise
-    executing = started[0]
-    after = state.serving()
-    changed_at = dt.datetime.now(dt.UTC)
-    # The read-back that ended set_traffic is the first check: the runbook's "Check the
-    # serving revision". Its line goes out beside the move to `verifying`.
-    serving = serving_check({executing.target_revision: 100}, after, executing.traffic_before,
-                            elapsed_ms=(time.monotonic() - began) * 1000)
-    await verify.verify_rollback(
-        deps, executing, view, changed_at=changed_at, serving=serving,
-        begun=asyncio.ensure_future(_mark_verifying(deps, executing, after)))
+async def _verify(deps: Deps, kind: ChangeKind, change: Change, applied: Applied,
+                  view: ChangeView) -> None:
+    # The read-back is the first check (the runbook's "Check the serving revision");
+    # its line goes out beside the move to `verifying`.
+    await verify.verify_change(
+        deps, change, view, changed_at=dt.datetime.now(dt.UTC), first=applied.check,
+        begun=asyncio.ensure_future(_mark_verifying(deps, change, applied.after)))
 
 
-async def _mark_verifying(deps: Deps, rollback: Rollback,
-                          after: dict[str, int]) -> Rollback | None:
+async def _mark_verifying(deps: Deps, change: Change, after: dict[str, Any]) -> Change | None:
     async with deps.pool.connection() as conn, conn.transaction():
-        verifying = await deps.rollbacks.transition(
-            rollback.id, State.EXECUTING, State.VERIFYING, conn=conn, traffic_after=after)
+        verifying = await deps.changes.transition(
+            change.id, State.EXECUTING, State.VERIFYING, conn=conn, after=after)
         if verifying is not None:
             await deps.audit.record(
-                conn=conn, actor="rollbot", action="traffic_changed", service=rollback.service,
-                rollback_id=rollback.id,
-                details={"traffic_before": rollback.traffic_before, "traffic_after": after})
+                conn=conn, actor="rollbot", action=_audited(change, "changed"),
+                service=change.service,
+                change_id=change.id,
+                details={"kind": change.kind, "before": change.before, "after": after})
         return verifying
 
 
-async def _traffic_failed(deps: Deps, rollback: Rollback, region: str,
-                          exc: CloudRunError, view: RollbackView) -> None:
-    """Say exactly what failed and what serves now (read back, not assumed)."""
-    try:
-        now: dict[str, int] | None = (
-            await deps.cloud_run.get_service(rollback.cloud_run_service, region)).serving()
-    except CloudRunError:
-        now = None
-    error = f"Cloud Run traffic change failed: {exc.message}"
-    failed = await deps.rollbacks.transition(
-        rollback.id, State.EXECUTING, State.FAILED, error=error, verdict="failed",
-        traffic_after=now)
+async def _failed(deps: Deps, change: Change, failed: ChangeFailed, view: ChangeView) -> None:
+    """Say exactly what failed and what the outside system has now."""
+    moved = await deps.changes.transition(
+        change.id, State.EXECUTING, State.FAILED, error=failed.error, verdict="failed",
+        after=failed.after)
     await deps.audit.record(
-        actor="rollbot", action="traffic_change_failed", service=rollback.service,
-        rollback_id=rollback.id, outcome="error",
-        details={"error": exc.message, "kind": exc.kind, "traffic_now": now})
-    final = failed or rollback
-    if failed is not None:
-        record_rollback_outcome(failed.state.value)
-    await in_thread(deps, final, traffic_failed(
-        error, now, before=rollback.traffic_before,
-        cloud_run_service=rollback.cloud_run_service, region=region))
-    await in_thread(deps, final, verdict(final, [], deps.catalog.runbook, error=error))
-    unchanged = now == rollback.traffic_before
-    view.summary(final, "Failed: traffic unchanged" if unchanged else "Failed")
-    view.card(final, final_note="Traffic unchanged." if unchanged else None)
+        actor="rollbot", action=_audited(change, "change_failed"), service=change.service,
+        change_id=change.id,
+        outcome="error", details={"kind": change.kind, "error": failed.error,
+                                  "after": failed.after})
+    final = moved or change
+    if moved is not None:
+        record_rollback_outcome(moved.state.value)
+    await in_thread(deps, final, failed.report)
+    await in_thread(deps, final, verdict(final, [], deps.catalog.runbook, error=failed.error))
+    view.summary(final, "Failed: unchanged" if failed.unchanged else "Failed")
+    view.card(final, final_note="Nothing was changed." if failed.unchanged else None)
+
+
+async def _drifted(deps: Deps, change: Change, drift: PlanDrift, view: ChangeView) -> None:
+    """The plan is out of date: nothing was changed; say what moved, offer a new plan."""
+    error = f"plan out of date: {drift.what}"
+    moved = await deps.changes.transition(change.id, State.EXECUTING, State.FAILED,
+                                          error=error)
+    await deps.audit.record(
+        actor="rollbot", action="plan_drift", service=change.service, change_id=change.id,
+        outcome="error", details={"kind": change.kind, "what": drift.what})
+    final = moved or change
+    if moved is not None:
+        record_rollback_outcome(moved.state.value)
+    await in_thread(deps, final, drift_message(final, drift.what))
+    view.summary(final, "Stopped: the plan was out of date; nothing was changed")
+    view.card(final, final_note="Plan out of date: nothing was changed.")

@@ -13,24 +13,33 @@ from types import TracebackType
 
 from slack_sdk.errors import SlackApiError
 
+from bot.changes.model import Change, State
+from bot.changes.registry import kind_named
 from bot.deps import Deps
 from bot.messages.base import Message
 from bot.messages.plan import plan_card
 from bot.messages.thread import summary
 from bot.plans import Plan
-from bot.rollbacks.model import Rollback
 from integrations.http_checks import CheckResult
 
 log = logging.getLogger(__name__)
 
 
-async def refresh_card(deps: Deps, rollback: Rollback, final_note: str | None = None) -> None:
+def _undoable(change: Change) -> bool:
+    """Over, and its kind can reverse it (None: nothing to reverse, e.g. unchanged)."""
+    if change.state not in (State.SUCCEEDED, State.FAILED):
+        return False
+    return kind_named(change.kind).undo(change) is not None
+
+
+async def refresh_card(deps: Deps, rollback: Change, final_note: str | None = None) -> None:
     # Re-read: jobs run concurrently, and a card rendered from a stale row would
     # show an older state after a newer one.
-    rollback = await deps.rollbacks.get(rollback.id) or rollback
+    rollback = await deps.changes.get(rollback.id) or rollback
     if not rollback.card_ts:
         return
-    card = plan_card(Plan.from_json(rollback.plan), rollback, final_note=final_note)
+    card = plan_card(Plan.from_json(rollback.plan), rollback, final_note=final_note,
+                     undoable=_undoable(rollback))
     try:
         await deps.slack.update(rollback.channel_id, rollback.card_ts, card)
     except SlackApiError as exc:
@@ -38,7 +47,7 @@ async def refresh_card(deps: Deps, rollback: Rollback, final_note: str | None = 
                     rollback.id, exc.response.get("error"))
 
 
-async def in_thread(deps: Deps, rollback: Rollback, message: Message) -> str | None:
+async def in_thread(deps: Deps, rollback: Change, message: Message) -> str | None:
     """Post a line in the rollback's thread (top level if it has no thread yet)."""
     try:
         return await deps.slack.post(rollback.channel_id, message, thread_ts=rollback.thread_ts)
@@ -56,7 +65,7 @@ class _Turns:
         self.asked = 0
 
 
-class RollbackView:
+class ChangeView:
     """The plan card and the thread's summary of one rollback while a job moves it on.
 
     Both are refreshed in background tasks, so the workflow never waits on Slack to
@@ -66,17 +75,17 @@ class RollbackView:
     is skipped: a late "0/N checks" can never overwrite "2/N" or the verdict.
     """
 
-    def __init__(self, deps: Deps, rollback: Rollback) -> None:
+    def __init__(self, deps: Deps, rollback: Change) -> None:
         self._deps = deps
         self._summary_ts = rollback.summary_ts
         self._card, self._summary = _Turns(), _Turns()
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def card(self, rollback: Rollback, final_note: str | None = None) -> None:
+    def card(self, rollback: Change, final_note: str | None = None) -> None:
         self._spawn(self._card, lambda: refresh_card(self._deps, rollback, final_note),
                     "plan card", rollback.id)
 
-    def summary(self, rollback: Rollback, stage: str,
+    def summary(self, rollback: Change, stage: str,
                 results: list[CheckResult] | None = None) -> None:
         # Rendered now: `results` may grow before the write goes out.
         message = summary(rollback, stage=stage, results=list(results or []))
@@ -87,12 +96,12 @@ class RollbackView:
                 return
             self._summary_ts = await self._deps.slack.post(
                 rollback.channel_id, message, thread_ts=rollback.thread_ts)
-            await self._deps.rollbacks.set_fields(rollback.id, summary_ts=self._summary_ts)
+            await self._deps.changes.set_fields(rollback.id, summary_ts=self._summary_ts)
 
         self._spawn(self._summary, write, "summary", rollback.id)
 
     def _spawn(self, turns: _Turns, write: Callable[[], Awaitable[None]], what: str,
-               rollback_id: int) -> None:
+               change_id: int) -> None:
         turns.asked += 1
         mine = turns.asked  # taken now, not when the task first runs
 
@@ -104,11 +113,11 @@ class RollbackView:
                     await write()
                 except SlackApiError as exc:
                     log.warning("could not update %s of rollback %s: %s",
-                                what, rollback_id, exc.response.get("error"))
+                                what, change_id, exc.response.get("error"))
                 except Exception:
-                    log.exception("could not update %s of rollback %s", what, rollback_id)
+                    log.exception("could not update %s of rollback %s", what, change_id)
 
-        task = asyncio.create_task(run(), name=f"rollback-{rollback_id}-{what}")
+        task = asyncio.create_task(run(), name=f"rollback-{change_id}-{what}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -117,7 +126,7 @@ class RollbackView:
         while self._tasks:
             await asyncio.gather(*self._tasks)
 
-    async def __aenter__(self) -> RollbackView:
+    async def __aenter__(self) -> ChangeView:
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None,

@@ -1,8 +1,10 @@
-"""Step 1: `/rollback api 00014-def` → a plan card in the channel (or, with
---dry-run, the same card ephemerally, changing nothing)."""
+"""Step 1: a change request (`/rollback api 00014-def`, an Undo click, …) → its kind's
+plan → a plan card in the channel. With --dry-run, or when a blocker applies, the
+card goes to the requester only and nothing is proposed."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 from functools import partial
@@ -10,60 +12,84 @@ from functools import partial
 from slack_sdk.errors import SlackApiError
 
 from bot import authz
+from bot.changes.kind import ChangeKind, ChangeRequest, PlannedChange
+from bot.changes.model import Change, State
+from bot.changes.registry import kind_named
+from bot.changes.store import ActiveChangeExists
 from bot.deps import Deps, group_members
 from bot.inbound import SlashCommand
-from bot.intents import RollbackIntent
 from bot.jobs_names import BASELINE
 from bot.messages import refusals
 from bot.messages.base import ephemeral_error
 from bot.messages.plan import plan_card
-from bot.plans import Plan, PlanError, build_plan
-from bot.rollbacks.model import Rollback, State
-from bot.rollbacks.store import ActiveRollbackExists
+from bot.plans import PlanError
 
 log = logging.getLogger(__name__)
 
 PROPOSAL_TTL_SECONDS = 30 * 60  # an unanswered plan card stops holding the service's slot
 
 
-async def propose(deps: Deps, intent: RollbackIntent, command: SlashCommand) -> None:
+async def propose(deps: Deps, request: ChangeRequest, command: SlashCommand) -> None:
     if await _repeated(deps, command):
         log.info("dropping repeated delivery of command %s", command.trigger_id)
         return
-    service = deps.catalog.services[intent.service]
-    members = partial(group_members, deps)
-    decision = await authz.may_request(service, command.user_id, members)
+    service = deps.catalog.services[request.service]
+    decision = await authz.may_request(service, command.user_id, partial(group_members, deps))
     if not decision.allowed:
-        await deps.audit.record(actor=command.user_id, action="propose", service=intent.service,
-                                outcome="denied", details={"reason": decision.reason})
+        await deps.audit.record(actor=command.user_id, action="propose",
+                                service=request.service, outcome="denied",
+                                details={"reason": decision.reason})
         await deps.slack.respond(command.response_url, refusals.not_a_requester(
-            intent.service, service.requesters))
+            request.service, service.requesters))
         return
+    # Every kind so far changes one service: its subject. The unique index met when
+    # the change is created stays the guard against two requests racing.
+    if not request.dry_run and await _refused_as_busy(deps, request.service, command):
+        return
+    kind = kind_named(request.kind)
+    planned = await kind.plan(deps, request)
+    if isinstance(planned, PlanError):
+        await deps.slack.respond(command.response_url, refusals.plan_error(planned.problem,
+                                                                            planned.hint))
+        return
+    if request.undo_of is not None:
+        planned = await _say_undo(deps, planned, request.undo_of)
+    if request.dry_run or planned.plan.blocked:
+        await _preview(deps, kind, planned, request, command)
+        return
+    await _open_proposal(deps, planned, request, command)
 
-    if not intent.dry_run and await _refused_as_busy(deps, intent.service, command):
-        return
-    plan = await build_plan(deps.catalog, deps.cloud_run, intent.service, intent.revision)
-    if isinstance(plan, PlanError):
-        await deps.slack.respond(command.response_url, refusals.plan_error(plan.problem,
-                                                                            plan.hint))
-        return
-    if intent.dry_run or plan.blocked:
-        # Nothing to confirm: show the plan to the requester only.
-        await deps.audit.record(
-            actor=command.user_id, action="dry_run" if intent.dry_run else "propose",
-            service=intent.service, outcome="ok" if intent.dry_run else "denied",
-            details={"target": plan.target.name,
-                     "blockers": [b.text for b in plan.blockers]})
-        await deps.slack.respond(command.response_url, plan_card(plan, None, dry_run=True))
-        return
-    await _open_proposal(deps, plan, command)
+
+async def _say_undo(deps: Deps, planned: PlannedChange, undo_of: int) -> PlannedChange:
+    """An undo says what it undoes on its card, and so does an undo of an undo."""
+    undone = await deps.changes.get(undo_of)
+    note = f"This undoes change #{undo_of}"
+    if undone is not None and undone.spec.get("undo_of"):
+        note += f", itself an undo of #{undone.spec['undo_of']} (an undo of an undo)"
+    plan = dataclasses.replace(planned.plan, warnings=(*planned.plan.warnings, note + "."))
+    return dataclasses.replace(planned, plan=plan)
+
+
+async def _preview(deps: Deps, kind: ChangeKind, planned: PlannedChange,
+                   request: ChangeRequest, command: SlashCommand) -> None:
+    """Nothing to confirm: a dry run (with the outside system's own validation), or a
+    blocked request, shown to the requester only."""
+    plan = planned.plan
+    validation = await kind.dry_run(deps, planned) if request.dry_run else None
+    await deps.audit.record(
+        actor=command.user_id, action="dry_run" if request.dry_run else "propose",
+        service=request.service, outcome="ok" if request.dry_run else "denied",
+        details={"kind": request.kind, "headline": plan.headline, "validation": validation,
+                 "blockers": [b.text for b in plan.blockers]})
+    await deps.slack.respond(command.response_url, plan_card(
+        plan, None, dry_run=request.dry_run, validation=validation))
 
 
 async def _refused_as_busy(deps: Deps, service: str, command: SlashCommand) -> bool:
     """One rollback per service at a time: say so at once, before reading Cloud
     Run for a plan nobody could confirm. (The partial unique index, met in
     _open_proposal, stays the guard against two requests racing.)"""
-    active = await deps.rollbacks.active_for(service)
+    active = await deps.changes.active_for(service)
     if active is None:
         return False
     age = (dt.datetime.now(dt.UTC) - active.created_at).total_seconds()
@@ -73,7 +99,7 @@ async def _refused_as_busy(deps: Deps, service: str, command: SlashCommand) -> b
     return True
 
 
-async def _say_busy(deps: Deps, command: SlashCommand, active: Rollback) -> None:
+async def _say_busy(deps: Deps, command: SlashCommand, active: Change) -> None:
     link = (await deps.slack.permalink(active.channel_id, active.card_ts)
             if active.card_ts else None)
     await deps.slack.respond(command.response_url, refusals.active_rollback_exists(active, link))
@@ -94,33 +120,39 @@ async def _repeated(deps: Deps, command: SlashCommand) -> bool:
         return False
 
 
-async def _open_proposal(deps: Deps, plan: Plan, command: SlashCommand) -> None:
-    await deps.rollbacks.expire_proposals(PROPOSAL_TTL_SECONDS)
+async def _open_proposal(deps: Deps, planned: PlannedChange, request: ChangeRequest,
+                         command: SlashCommand) -> None:
+    await deps.changes.expire_proposals(PROPOSAL_TTL_SECONDS)
+    plan = planned.plan
+    # The request rides with the spec: "Plan again" asks the kind for the same thing.
+    spec = {**planned.spec, "request": request.args,
+            **({"undo_of": request.undo_of} if request.undo_of else {})}
     try:
         async with deps.pool.connection() as conn, conn.transaction():
-            rollback = await deps.rollbacks.create(
-                conn=conn, service=plan.service, cloud_run_service=plan.cloud_run_service,
-                target_revision=plan.target.name, traffic_before=plan.current_traffic,
-                requested_by=command.user_id, channel_id=command.channel_id,
-                plan=plan.to_json())
+            change = await deps.changes.create(
+                conn=conn, kind=request.kind, subject=planned.subject, service=plan.service,
+                spec=spec, before=planned.before, requested_by=command.user_id,
+                channel_id=command.channel_id, plan=plan.to_json())
             await deps.audit.record(
                 conn=conn, actor=command.user_id, action="propose", service=plan.service,
-                rollback_id=rollback.id,
-                details={"target": plan.target.name, "traffic_before": plan.current_traffic})
-    except ActiveRollbackExists as exc:
+                change_id=change.id,
+                details={"kind": request.kind, "spec": spec, "before": planned.before})
+            # The baseline (what the service looks like before any change) starts with
+            # the change, before its card is out: a Confirm may come the moment it is.
+            await deps.jobs.configure_task(BASELINE, connection=conn).defer_async(
+                change_id=change.id)
+    except ActiveChangeExists as exc:
         await _say_busy(deps, command, exc.active)
         return
     try:
-        card_ts = await deps.slack.post(command.channel_id, plan_card(plan, rollback))
+        card_ts = await deps.slack.post(command.channel_id, plan_card(plan, change))
     except SlackApiError as exc:
         error = str(exc.response.get("error", "unknown error"))
-        await deps.rollbacks.transition(rollback.id, State.PROPOSED, State.FAILED,
-                                        error=f"could not post the plan card: {error}")
+        await deps.changes.transition(change.id, State.PROPOSED, State.FAILED,
+                                      error=f"could not post the plan card: {error}")
         await deps.slack.respond(command.response_url, ephemeral_error(
             f"rollbot could not post the plan card in this channel ({error}).",
             "Invite rollbot to the channel (`/invite @rollbot`) and try again. "
             "Nothing was changed."))
         return
-    await deps.rollbacks.set_fields(rollback.id, card_ts=card_ts)
-    # The baseline is measured off the request's path (two scrapes take seconds).
-    await deps.jobs.configure_task(BASELINE).defer_async(rollback_id=rollback.id)
+    await deps.changes.set_fields(change.id, card_ts=card_ts)

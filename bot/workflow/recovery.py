@@ -2,45 +2,42 @@
 
 - Jobs of a replica that died (no worker heartbeat) are stalled: procrastinate
   finds them and we hand them back to the queue, so another replica resumes.
-- A rollback left in confirmed/executing/verifying with no job queued or running
+- A change left in confirmed/executing/verifying with no job queued or running
   (e.g. the job carrying it failed) gets its next job again, with a note in its
-  thread. Never silently. The job carrying a rollback is its confirm job (which goes
+  thread. Never silently. The job carrying a change is its confirm job (which goes
   on inline into the change and verification) or an execute/verify job deferred
-  here: while one is queued or running, nothing else is deferred for it, so the
-  traffic change never runs twice at once.
+  here, each naming it by its `change_id` argument: while one is queued or running,
+  nothing else is deferred for it, so a change is never applied twice at once.
 - Unanswered proposals expire, so a forgotten plan card doesn't hold the slot.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from typing import Any
 
+from bot.changes.model import Change, State
 from bot.deps import Deps
 from bot.jobs_names import CONFIRM, EXECUTE, VERIFY
 from bot.messages.thread import recovery_note
-from bot.rollbacks.model import Rollback, State
 from bot.workflow import execute, verify
-from bot.workflow.posting import RollbackView, in_thread, refresh_card
+from bot.workflow.posting import ChangeView, in_thread, refresh_card
 from bot.workflow.propose import PROPOSAL_TTL_SECONDS
 
 log = logging.getLogger(__name__)
 
 STALLED_AFTER_SECONDS = 30.0
 
-# A job that carries the rollback: queued or running, and naming it. Compared as
-# text, never cast: a malformed argument must not break the maintenance query. A
-# confirm job names it by its button's value, which decide accepts only as str(id).
+# A job that carries the change: queued or running, and naming it. Compared as
+# text, never cast: a malformed argument must not break the maintenance query.
 _CARRIES = """
 j.status IN ('todo', 'doing')
-AND ((j.task_name = ANY(%(tasks)s) AND j.args->>'rollback_id' = {id})
-     OR (j.task_name = %(confirm)s AND j.args->'click'->>'value' = {id}))
+AND j.task_name = ANY(%(tasks)s) AND j.args->>'change_id' = {id}
 """
 
 _PENDING_JOB = f"""
 SELECT 1 FROM procrastinate_jobs j
-WHERE {_CARRIES.format(id="%(rollback_id)s")}
+WHERE {_CARRIES.format(id="%(change_id)s")}
   AND j.id IS DISTINCT FROM %(except_job)s
 LIMIT 1
 """
@@ -49,7 +46,7 @@ LIMIT 1
 # state before its own status, so a rollback is never seen unfinished and jobless
 # merely because its job just ended.
 _ORPHANS = f"""
-SELECT r.id FROM rollbacks r
+SELECT r.id FROM changes r
 WHERE r.state = ANY(%(states)s)
   AND NOT EXISTS (SELECT 1 FROM procrastinate_jobs j WHERE {_CARRIES.format(id="r.id::text")})
 ORDER BY r.created_at, r.id
@@ -57,7 +54,7 @@ ORDER BY r.created_at, r.id
 
 _RESUME_LOCK = 0x726F6C6C626F74  # "rollbot": pg_advisory_xact_lock key of resume_orphans
 _UNFINISHED = (State.CONFIRMED, State.EXECUTING, State.VERIFYING)
-_PARAMS = {"tasks": [EXECUTE, VERIFY], "confirm": CONFIRM}
+_PARAMS = {"tasks": [EXECUTE, VERIFY, CONFIRM]}
 
 
 async def retry_stalled_jobs(deps: Deps) -> int:
@@ -69,29 +66,29 @@ async def retry_stalled_jobs(deps: Deps) -> int:
     return len(stalled)
 
 
-async def _has_pending_job(deps: Deps, rollback_id: int, *,
+async def _has_pending_job(deps: Deps, change_id: int, *,
                            except_job: int | None = None) -> bool:
     """Whether a job (other than `except_job`) is queued or running for the rollback."""
     async with deps.pool.connection() as conn:
         cur = await conn.execute(_PENDING_JOB, _PARAMS | {
-            "rollback_id": str(rollback_id), "except_job": except_job})
+            "change_id": str(change_id), "except_job": except_job})
         return await cur.fetchone() is not None
 
 
-def _resume_what(rollback: Rollback) -> str:
+def _resume_what(rollback: Change) -> str:
     return ("re-running verification" if rollback.state == State.VERIFYING
-            else "resuming the traffic change (it is safe to apply twice)")
+            else "resuming the change (it is safe to apply twice)")
 
 
-async def _record_resume(deps: Deps, rollback: Rollback, conn: Any = None) -> None:
+async def _record_resume(deps: Deps, rollback: Change, conn: Any = None) -> None:
     log.warning("rollback %s was left %s with no job; %s",
                 rollback.id, rollback.state, _resume_what(rollback))
     await deps.audit.record(conn=conn, actor="rollbot", action="resumed",
-                            service=rollback.service, rollback_id=rollback.id,
+                            service=rollback.service, change_id=rollback.id,
                             details={"state": rollback.state.value})
 
 
-async def _note_resume(deps: Deps, rollback: Rollback) -> None:
+async def _note_resume(deps: Deps, rollback: Change) -> None:
     if rollback.thread_ts:
         await in_thread(deps, rollback, recovery_note(
             rollback, f"rollbot restarted while this rollback was {rollback.state.value}; "
@@ -100,28 +97,28 @@ async def _note_resume(deps: Deps, rollback: Rollback) -> None:
 
 async def resume_orphans(deps: Deps) -> int:
     """Give every unfinished rollback without a job its next job again."""
-    resumed: list[Rollback] = []
+    resumed: list[Change] = []
     async with deps.pool.connection() as conn, conn.transaction():
         # Serialized across replicas (start-up recovery may meet the periodic one):
         # the next run's query then sees the jobs this one deferred.
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_RESUME_LOCK,))
         cur = await conn.execute(
             _ORPHANS, _PARAMS | {"states": [s.value for s in _UNFINISHED]})
-        for (rollback_id,) in await cur.fetchall():
-            rollback = await deps.rollbacks.get(int(rollback_id), conn=conn)
+        for (change_id,) in await cur.fetchall():
+            rollback = await deps.changes.get(int(change_id), conn=conn)
             if rollback is None:
                 continue
             await _record_resume(deps, rollback, conn)
             task = VERIFY if rollback.state == State.VERIFYING else EXECUTE
             await deps.jobs.configure_task(task, connection=conn).defer_async(
-                rollback_id=rollback.id)
+                change_id=rollback.id)
             resumed.append(rollback)
     for rollback in resumed:  # after the commit: Slack is the view
         await _note_resume(deps, rollback)
     return len(resumed)
 
 
-async def resume_inline(deps: Deps, rollback: Rollback, *, job_id: int | None) -> bool:
+async def resume_inline(deps: Deps, rollback: Change, *, job_id: int | None) -> bool:
     """Carry on with an unfinished rollback in the calling job (`job_id`, one that
     recovery counts as carrying it: a retried confirm job), unless another job
     carries it. False if it was left alone."""
@@ -129,24 +126,22 @@ async def resume_inline(deps: Deps, rollback: Rollback, *, job_id: int | None) -
         log.info("rollback %s is carried by another job; leaving it", rollback.id)
         return False
     # Read after the check: a job that finished it committed its state before its status.
-    current = await deps.rollbacks.get(rollback.id)
+    current = await deps.changes.get(rollback.id)
     if current is None or current.state not in _UNFINISHED:
         return False
     rollback = current
     await _record_resume(deps, rollback)
     await _note_resume(deps, rollback)
-    async with RollbackView(deps, rollback) as view:
-        if rollback.state == State.VERIFYING:
-            await verify.verify_rollback(deps, rollback, view,
-                                         changed_at=dt.datetime.now(dt.UTC),
-                                         serving=await verify.read_serving(deps, rollback))
-        else:
-            await execute.shift_traffic(deps, rollback, view)
+    if rollback.state == State.VERIFYING:
+        await verify.resume_verification(deps, rollback)
+        return True
+    async with ChangeView(deps, rollback) as view:
+        await execute.run_change(deps, rollback, view)
     return True
 
 
 async def expire_proposals(deps: Deps) -> None:
-    for rollback in await deps.rollbacks.expire_proposals(PROPOSAL_TTL_SECONDS):
+    for rollback in await deps.changes.expire_proposals(PROPOSAL_TTL_SECONDS):
         await refresh_card(deps, rollback, final_note="Expired: nobody confirmed within "
                                                       f"{PROPOSAL_TTL_SECONDS // 60} minutes.")
 

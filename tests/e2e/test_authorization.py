@@ -20,8 +20,8 @@ import pytest
 import pytest_asyncio
 
 from bot.catalog import CatalogError, load_catalog
+from bot.changes.model import State
 from bot.config import Settings
-from bot.rollbacks.model import State
 from bot.runtime import Runtime, serve_http
 from integrations.emulators.launcher import EmulatedWorld
 from integrations.emulators.slack import DeliveryResult, SlackEmulator
@@ -258,7 +258,7 @@ async def test_authorization_table(bots: BotFactory, row: Row) -> None:
     slack, google = bot.world.slack, bot.world.google
     card_ts = await _propose_card(bot, row.requester) if row.action in ("confirm",
                                                                       "cancel") else None
-    before = await bot.runtime.deps.rollbacks.history("api")
+    before = await bot.runtime.deps.changes.history("api")
     audit_mark = await _max_audit_id(bot)
     posts_before = len(slack.calls_to("chat.postMessage"))
     updates_before = len(slack.calls_to("chat.update"))
@@ -275,7 +275,7 @@ async def test_authorization_table(bots: BotFactory, row: Row) -> None:
 
     if row.outcome == "proposed":
         await slack.wait_for("chat.postMessage", _posted("Rollback plan"), timeout=10)
-        rollbacks = await bot.runtime.deps.rollbacks.history("api")
+        rollbacks = await bot.runtime.deps.changes.history("api")
         assert [(r.state, r.requested_by) for r in rollbacks] == [(State.PROPOSED, row.actor)]
     elif row.outcome == "confirmed":
         rollback = await _wait_state(bot, State.SUCCEEDED, State.FAILED, within=15)
@@ -286,7 +286,7 @@ async def test_authorization_table(bots: BotFactory, row: Row) -> None:
         assert rollback.cancelled_by == row.actor
     else:
         # Nothing changed: no rollback started or moved, nothing said in the channel.
-        after = await bot.runtime.deps.rollbacks.history("api")
+        after = await bot.runtime.deps.changes.history("api")
         assert [(r.id, r.state, r.confirmed_by, r.cancelled_by) for r in after] == [
             (r.id, r.state, r.confirmed_by, r.cancelled_by) for r in before]
         assert len(slack.calls_to("chat.postMessage")) == posts_before
@@ -321,7 +321,7 @@ async def test_unreadable_user_group_grants_nothing(bots: BotFactory) -> None:
                                user_id=ERIN, channel_id="C0INCIDENT")
     reply = await _reply(slack, result)
     assert "not one of its approvers" in _reply_text(reply)
-    rollbacks = await bot.runtime.deps.rollbacks.history("api")
+    rollbacks = await bot.runtime.deps.changes.history("api")
     assert [r.state for r in rollbacks] == [State.PROPOSED]
     assert not bot.world.google.calls_to(UPDATE_SERVICE)
 
@@ -377,7 +377,7 @@ async def test_refused_request_can_be_retried_by_someone_allowed(bots: BotFactor
     assert "You can't request" in _reply_text(await _reply(slack, refused))
     await slack.send_command(bot.events_url, "api 00014-def", **ALICE)
     await slack.wait_for("chat.postMessage", _posted("Rollback plan"), timeout=10)
-    rollbacks = await bot.runtime.deps.rollbacks.history("api")
+    rollbacks = await bot.runtime.deps.changes.history("api")
     assert [(r.state, r.requested_by) for r in rollbacks] == [(State.PROPOSED, ALICE_ID)]
 
 
@@ -404,7 +404,7 @@ async def test_a_service_without_approvers_lets_nobody_confirm(bots: BotFactory)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 10
     while loop.time() < deadline:
-        rollbacks = await bot.runtime.deps.rollbacks.history("api")
+        rollbacks = await bot.runtime.deps.changes.history("api")
         replies = [c for c in slack.calls_to("response_url")
                    if _same_url(c.args["response_url"], result.response_url)]
         if replies or rollbacks[0].state != State.PROPOSED:

@@ -9,7 +9,7 @@ import sys
 
 from bot.analysis import Measurement
 from bot.catalog import SmokeCommand
-from bot.rollbacks.model import Rollback, State
+from bot.changes.model import Change, State
 from tests.e2e.conftest import RunningBot
 from tests.e2e.test_rollback_flow import (
     ALICE,
@@ -26,11 +26,11 @@ LIST_TIME_SERIES = "google.monitoring.v3.MetricService/ListTimeSeries"
 LIST_LOG_ENTRIES = "google.logging.v2.LoggingServiceV2/ListLogEntries"
 
 
-async def _analysed(bot: RunningBot, count: int, within: float = 20) -> Rollback:
+async def _analysed(bot: RunningBot, count: int, within: float = 20) -> Change:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
     while True:
-        rollback = (await bot.runtime.deps.rollbacks.history("api", 1))[0]
+        rollback = (await bot.runtime.deps.changes.history("api", 1))[0]
         if len(rollback.analysis) >= count:
             return rollback
         assert loop.time() < deadline, f"{len(rollback.analysis)} of {count} measurements"
@@ -42,7 +42,7 @@ async def test_baseline_then_measurements_then_verdict(running_bot: RunningBot) 
     await asyncio.sleep(1.0)  # let the bad revision serve some (simulated) traffic
     card = await _propose(running_bot)
     for _ in range(100):  # the baseline job runs right after the card is posted
-        rollback = (await running_bot.runtime.deps.rollbacks.history("api", 1))[0]
+        rollback = (await running_bot.runtime.deps.changes.history("api", 1))[0]
         if rollback.baseline:
             break
         await asyncio.sleep(0.05)
@@ -154,7 +154,7 @@ async def test_metrics_url_source_scrapes_the_service(running_bot: RunningBot) -
     await asyncio.sleep(1.0)
     card = await _propose(running_bot)
     for _ in range(100):  # a person reads the card before confirming
-        if (await running_bot.runtime.deps.rollbacks.history("api", 1))[0].baseline:
+        if (await running_bot.runtime.deps.changes.history("api", 1))[0].baseline:
             break
         await asyncio.sleep(0.05)
     await _click(running_bot, card, CONFIRM, "U0BOB")

@@ -8,7 +8,7 @@ import socket
 import aiohttp
 import redis.asyncio as aioredis
 
-from bot.rollbacks.model import State
+from bot.changes.model import State
 from bot.stores.embedded import EmbeddedPostgres
 from bot.stores.redis_store import Deduplicator
 from integrations.emulators.launcher import EmulatedWorld

@@ -11,10 +11,10 @@ from typing import Any, cast
 import grpc
 import psycopg
 
+from bot.changes.model import Change, State
 from bot.jobs_names import CONFIRM as CONFIRM_TASK
 from bot.jobs_names import EXECUTE, VERIFY
 from bot.messages.base import Message
-from bot.rollbacks.model import Rollback, State
 from bot.workflow import recovery
 from integrations.cloud_run import GoogleCloudRun
 from integrations.emulators.google import methods
@@ -126,7 +126,7 @@ async def test_recovery_leaves_a_rollback_carried_inline_alone(
         await second.stop()
     assert rollback.verdict == "failed"  # the target stayed unhealthy
     assert len(world.google.calls_to(UPDATE_SERVICE)) == 1
-    actions = [e.action for e in await deps.audit.for_rollback(rollback.id)]
+    actions = [e.action for e in await deps.audit.for_change(rollback.id)]
     assert "resumed" not in actions
 
 
@@ -143,12 +143,12 @@ async def _crash_with_confirm_job(bot: RunningBot, database_url: str, *,
              "response_url": bot.world.slack.new_response_url(
                  channel_id="C0INCIDENT", user_id="U0BOB"),
              "action_id": CONFIRM, "value": str(rollback.id), "action_ts": "1.0"}
-    jobs = [("interactive", CONFIRM_TASK, {"click": click})]
+    jobs = [("interactive", CONFIRM_TASK, {"click": click, "change_id": rollback.id})]
     if execute_job_too:
-        jobs.append(("rollbacks", EXECUTE, {"rollback_id": rollback.id}))
+        jobs.append(("rollbacks", EXECUTE, {"change_id": rollback.id}))
     async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
         await conn.execute("DELETE FROM procrastinate_jobs")
-        await conn.execute("UPDATE rollbacks SET state = %s, confirmed_by = 'U0BOB' "
+        await conn.execute("UPDATE changes SET state = %s, confirmed_by = 'U0BOB' "
                            "WHERE id = %s", (state.value, rollback.id))
         for queue, task, args in jobs:
             await conn.execute(
@@ -169,16 +169,16 @@ def _forget_stopped(bot: RunningBot) -> None:
 async def test_crash_mid_inline_rollback_is_resumed_exactly_once(
     running_bot: RunningBot, database_url: str, fresh_redis_url: str
 ) -> None:
-    rollback_id = await _crash_with_confirm_job(running_bot, database_url)
+    change_id = await _crash_with_confirm_job(running_bot, database_url)
     # The restart's recovery re-queues the stalled confirm job (a retry, attempts 1);
     # resume_orphans sees it carrying the rollback and defers nothing else.
     restarted = await start_bot(running_bot.world, database_url, fresh_redis_url)
     try:
         rollback = await _wait_state(restarted, State.SUCCEEDED, State.FAILED, within=15)
-        assert rollback.state == State.SUCCEEDED and rollback.id == rollback_id
+        assert rollback.state == State.SUCCEEDED and rollback.id == change_id
         await recovery.maintenance(restarted.runtime.deps)  # a later round: nothing to do
-        actions = [e.action for e in await restarted.runtime.deps.audit.for_rollback(
-            rollback_id)]
+        actions = [e.action for e in await restarted.runtime.deps.audit.for_change(
+            change_id)]
     finally:
         await restarted.stop()
         _forget_stopped(running_bot)
@@ -194,7 +194,7 @@ async def test_crash_mid_inline_rollback_is_resumed_exactly_once(
 
 
 async def _restart_until_verdict(bot: RunningBot, database_url: str, redis_url: str,
-                                 line_prefix: str) -> tuple[Any, Rollback]:
+                                 line_prefix: str) -> tuple[Any, Change]:
     """Restart after the crash; the thread line starting `line_prefix` and the
     rollback once it has finished."""
     restarted = await start_bot(bot.world, database_url, redis_url)
@@ -213,7 +213,7 @@ async def test_resumed_verification_reads_what_serves_again(
 ) -> None:
     """Killed in `verifying`: the resumed verification's serving check is a fresh read
     of Cloud Run, not the row's memory of it."""
-    rollback_id = await _crash_with_confirm_job(running_bot, database_url,
+    change_id = await _crash_with_confirm_job(running_bot, database_url,
                                                 state=State.VERIFYING)
     world = running_bot.world
     world.world.services[API].traffic = [EmuTrafficTarget(revision=TARGET, percent=100)]
@@ -221,7 +221,7 @@ async def test_resumed_verification_reads_what_serves_again(
     line, rollback = await _restart_until_verdict(running_bot, database_url, fresh_redis_url,
                                                   "✅ serving")
     assert line.args["text"].startswith(f"✅ serving · {TARGET} 100%, as asked")
-    assert rollback.id == rollback_id and rollback.verdict == "verified"
+    assert rollback.id == change_id and rollback.verdict == "verified"
     assert len(world.google.calls_to(methods.GET_SERVICE)) > reads_before
     assert not world.google.calls_to(UPDATE_SERVICE)  # verifying: nothing to change
 
@@ -269,10 +269,11 @@ async def test_malformed_job_arguments_do_not_break_recovery(
     odd = [(CONFIRM_TASK, {"click": {"value": "abc"}}),
            (CONFIRM_TASK, {"click": {"value": f"0{rollback.id}"}}),  # not canonical
            (CONFIRM_TASK, {"click": "not a dict"}), (CONFIRM_TASK, {}),
-           (EXECUTE, {"rollback_id": "x"}), (EXECUTE, {"rollback_id": [rollback.id]}),
+           (CONFIRM_TASK, {"change_id": None}), (CONFIRM_TASK, {"change_id": f"0{rollback.id}"}),
+           (EXECUTE, {"change_id": "x"}), (EXECUTE, {"change_id": [rollback.id]}),
            (VERIFY, {})]
     async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
-        await conn.execute("UPDATE rollbacks SET state = 'executing', confirmed_by = 'U0BOB' "
+        await conn.execute("UPDATE changes SET state = 'executing', confirmed_by = 'U0BOB' "
                            "WHERE id = %s", (rollback.id,))
         await conn.execute("DELETE FROM procrastinate_jobs")
         # 'doing': no worker picks them up (they would only fail).

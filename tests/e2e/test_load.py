@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from bot.rollbacks.model import State
+from bot.changes.model import State
 from tests.e2e.conftest import RunningBot
 from tests.e2e.test_rollback_flow import ALICE, CONFIRM, UPDATE_SERVICE, _posted, _text
 
@@ -51,7 +51,7 @@ async def test_200_concurrent_commands_and_clicks(running_bot: RunningBot) -> No
     assert all(r.status == 200 for r in await asyncio.gather(*clicks))
     for service in ("api", "web"):
         for _ in range(300):
-            rollback = (await running_bot.runtime.deps.rollbacks.history(service, 1))[0]
+            rollback = (await running_bot.runtime.deps.changes.history(service, 1))[0]
             if rollback.state in (State.SUCCEEDED, State.FAILED):
                 break
             await asyncio.sleep(0.05)

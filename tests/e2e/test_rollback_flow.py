@@ -10,7 +10,7 @@ import aiohttp
 import grpc
 import psycopg
 
-from bot.rollbacks.model import Rollback, State
+from bot.changes.model import Change, State
 from integrations.emulators.slack import SlackCall
 from integrations.emulators.world import EmuTrafficTarget
 from tests.e2e.conftest import RunningBot, start_bot
@@ -55,13 +55,13 @@ async def _click(bot: RunningBot, card: SlackCall, action_id: str, user_id: str,
     assert result.status == 200
 
 
-async def _rollback(bot: RunningBot) -> Rollback:
-    rollbacks = await bot.runtime.deps.rollbacks.history("api", limit=1)
+async def _rollback(bot: RunningBot) -> Change:
+    rollbacks = await bot.runtime.deps.changes.history("api", limit=1)
     assert rollbacks, "no rollback row"
     return rollbacks[0]
 
 
-async def _wait_state(bot: RunningBot, *states: State, within: float = 10) -> Rollback:
+async def _wait_state(bot: RunningBot, *states: State, within: float = 10) -> Change:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
     while True:
@@ -95,8 +95,8 @@ async def test_happy_path_confirm_shift_verify(running_bot: RunningBot) -> None:
 
     rollback = await _wait_state(running_bot, State.SUCCEEDED)
     assert rollback.confirmed_by == "U0BOB" and rollback.verdict == "verified"
-    assert rollback.traffic_before == {"medicalcor-api-00015-abc": 100}
-    assert rollback.traffic_after == {TARGET: 100}
+    assert rollback.before["traffic"] == {"medicalcor-api-00015-abc": 100}
+    assert (rollback.after or {})["traffic"] == {TARGET: 100}
     # The card was updated in place: confirmer shown, buttons gone, final state shown.
     updates = [c for c in slack.calls_to("chat.update") if c.args["ts"] == card.response["ts"]]
     assert updates and "U0BOB" in _text(updates[0]) and CONFIRM not in _text(updates[0])
@@ -111,7 +111,7 @@ async def test_happy_path_confirm_shift_verify(running_bot: RunningBot) -> None:
     first_check = next(c for c in thread if str(c.args["text"]).startswith(("✅", "❌")))
     assert first_check.args["text"].startswith(
         f"✅ serving · {TARGET} 100%, as asked (before: medicalcor-api-00015-abc 100%) · ")
-    actions = [e.action for e in await running_bot.runtime.deps.audit.for_rollback(rollback.id)]
+    actions = [e.action for e in await running_bot.runtime.deps.audit.for_change(rollback.id)]
     assert actions[:4] == ["propose", "confirm", "traffic_change_started", "traffic_changed"]
     assert actions[-1] == "verified"
 
@@ -123,7 +123,7 @@ async def test_requester_cannot_confirm_own_rollback(running_bot: RunningBot) ->
     assert refusal.args.get("response_type") == "ephemeral"
     assert (await _rollback(running_bot)).state == State.PROPOSED
     assert not running_bot.world.google.calls_to(UPDATE_SERVICE)
-    events = await running_bot.runtime.deps.audit.for_rollback((await _rollback(running_bot)).id)
+    events = await running_bot.runtime.deps.audit.for_change((await _rollback(running_bot)).id)
     assert [(e.action, e.outcome) for e in events][-1] == ("confirm", "denied")
 
 
@@ -176,7 +176,7 @@ async def test_permanent_refusal_fails_with_traffic_unchanged(running_bot: Runni
     line = await world.slack.wait_for("chat.postMessage", _posted("Traffic unchanged"))
     assert "permission denied" in _text(line).lower()
     rollback = await _wait_state(running_bot, State.FAILED)
-    assert rollback.traffic_after == {"medicalcor-api-00015-abc": 100}
+    assert (rollback.after or {})["traffic"] == {"medicalcor-api-00015-abc": 100}
     assert world.world.serving(API) == {"medicalcor-api-00015-abc": 100}
     assert len(world.google.calls_to(UPDATE_SERVICE)) == 1  # 403 is not retried
     await world.slack.wait_for("chat.postMessage", _posted("escalate"))
@@ -218,7 +218,7 @@ async def test_traffic_changed_under_the_rollback_fails_the_serving_check(
     assert "verification failed: serving" in _text(verdict)
     rollback = await _wait_state(running_bot, State.FAILED)
     assert rollback.verdict == "failed"
-    assert rollback.traffic_after == {TARGET: 50, SERVING: 50}
+    assert (rollback.after or {})["traffic"] == {TARGET: 50, SERVING: 50}
 
 
 async def test_no_checks_configured_is_degraded_even_with_traffic_as_asked(
@@ -259,7 +259,7 @@ async def test_dry_run_is_ephemeral_and_changes_nothing(running_bot: RunningBot)
     preview = await slack.wait_for("response_url", _posted("DRY RUN"))
     assert preview.args.get("response_type") == "ephemeral"
     assert CONFIRM not in _text(preview)
-    assert not await running_bot.runtime.deps.rollbacks.history("api")
+    assert not await running_bot.runtime.deps.changes.history("api")
     assert not slack.calls_to("chat.postMessage")
 
 
@@ -278,7 +278,7 @@ async def test_target_already_serving_is_blocked(running_bot: RunningBot) -> Non
     await slack.send_command(running_bot.events_url, "api 00015-abc", **ALICE)
     card = await slack.wait_for("response_url", _posted("Blocked"))
     assert CONFIRM not in _text(card)
-    assert not await running_bot.runtime.deps.rollbacks.history("api")
+    assert not await running_bot.runtime.deps.changes.history("api")
 
 
 async def test_unknown_revision_is_explained(running_bot: RunningBot) -> None:
@@ -331,7 +331,7 @@ async def test_restart_resumes_a_rollback_left_executing(
     proposed = await _rollback(running_bot)
     await running_bot.stop()
     async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
-        await conn.execute("UPDATE rollbacks SET state='executing', confirmed_by='U0BOB' "
+        await conn.execute("UPDATE changes SET state='executing', confirmed_by='U0BOB' "
                            "WHERE id=%s", (proposed.id,))
         await conn.execute("DELETE FROM procrastinate_jobs")
     restarted = await start_bot(running_bot.world, database_url, fresh_redis_url)

@@ -21,7 +21,7 @@ import aiohttp
 import psycopg
 import pytest
 
-from bot.rollbacks.model import State
+from bot.changes.model import State
 from integrations.emulators.launcher import EmulatedWorld
 from integrations.emulators.slack import SlackCall
 from integrations.emulators.slack.blocks import find_element
@@ -172,7 +172,7 @@ async def test_forged_slash_command_is_401_and_does_nothing(
     assert _outputs(slack) == []
     assert spy.handoffs == [] and spy.jobs == []
     assert await _queued_jobs(running_bot) == []
-    assert await _rows(running_bot, "SELECT id FROM rollbacks") == []
+    assert await _rows(running_bot, "SELECT id FROM changes") == []
     assert await _rows(running_bot, "SELECT id FROM audit_events") == []
     assert not running_bot.world.google.calls_to(UPDATE_SERVICE)
     # Control: the very same body, honestly signed, is accepted and acted on.
@@ -236,7 +236,7 @@ async def test_replayed_confirm_click_does_nothing_twice(running_bot: RunningBot
     announcements = [c for c in slack.calls_to("chat.postMessage")
                      if _text_starts("Initiating rollback")(c)]
     assert len(announcements) == 1
-    confirms = [e for e in await running_bot.runtime.deps.audit.for_rollback(rollback.id)
+    confirms = [e for e in await running_bot.runtime.deps.audit.for_change(rollback.id)
                 if e.action == "confirm"]
     assert [(e.actor, e.outcome) for e in confirms] == [("U0BOB", "ok")]
     # The replays got, at most, an ephemeral "already" note; nothing in the channel.
@@ -263,7 +263,7 @@ async def test_a_click_whose_block_id_names_another_service_changes_only_its_own
 
     rollback = await _wait_state(running_bot, State.SUCCEEDED, State.FAILED, within=15)
     assert rollback.state == State.SUCCEEDED and rollback.service == "api"
-    assert world.serving("medicalcor-api") == {rollback.target_revision: 100}
+    assert world.serving("medicalcor-api") == rollback.spec["traffic"]
     assert world.serving("medicalcor-web") == web_before
     updated = running_bot.world.google.calls_to(UPDATE_SERVICE)
     assert [c.request.service.name.rsplit("/", 1)[-1] for c in updated] == ["medicalcor-api"]
@@ -317,7 +317,7 @@ async def test_secrets_reach_no_log_no_slack_message_and_no_table(
         await slack.wait_for("response_url", _posted("medicalcor-api-00014-def"))
         tables = {table: [str(r[0]) for r in await _rows(
             bot, f"SELECT row_to_json(t)::text FROM {table} t")]
-            for table in ("rollbacks", "audit_events")}
+            for table in ("changes", "audit_events")}
     finally:
         await bot.stop()
 
@@ -327,7 +327,7 @@ async def test_secrets_reach_no_log_no_slack_message_and_no_table(
     # What the bot answered Slack itself (acks, 401s), headers included.
     calls += [d.body + json.dumps(d.headers) for d in emulated.slack.deliveries]
     assert any(c.method == "response_url" for c in emulated.slack.calls)
-    assert tables["rollbacks"] and tables["audit_events"]
+    assert tables["changes"] and tables["audit_events"]
     for what, value in secrets.items():
         assert len(value) >= 16
         leaked = [t[:300] for t in texts if value in t]
@@ -357,5 +357,5 @@ async def test_signing_secret_is_checked_against_settings_not_a_default(
     finally:
         await bot.stop()
     async with await psycopg.AsyncConnection.connect(database_url) as conn:
-        cursor = await conn.execute("SELECT count(*) FROM rollbacks")
+        cursor = await conn.execute("SELECT count(*) FROM changes")
         assert (await cursor.fetchone()) == (0,)

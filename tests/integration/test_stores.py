@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import procrastinate
 import psycopg
 import pytest
-import pytest_asyncio
 import redis.asyncio as aioredis
-from psycopg import errors, sql
+from psycopg import errors
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool
 
@@ -23,19 +20,6 @@ from bot.stores.db import check_database, open_pool
 from bot.stores.embedded import _free_port
 from bot.stores.migrations import load_migrations, migrate
 from bot.stores.redis_store import Deduplicator, check_redis, open_redis
-from tests.conftest import with_dbname
-
-
-@pytest_asyncio.fixture
-async def empty_database_url(postgres_url: str) -> AsyncIterator[str]:
-    """A database with nothing in it, for exercising migrate() from scratch."""
-    name = f"rollbot_empty_{uuid.uuid4().hex}"
-    ident = sql.Identifier(name)
-    async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as conn:
-        await conn.execute(sql.SQL("CREATE DATABASE {}").format(ident))
-    yield with_dbname(postgres_url, name)
-    async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as conn:
-        await conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(ident))
 
 
 async def _scalar(url: str, query: str, params: tuple[Any, ...] = ()) -> Any:
@@ -56,7 +40,7 @@ def test_migrations_are_packaged_in_order() -> None:
 async def test_migrate_applies_initial_then_is_idempotent(empty_database_url: str) -> None:
     assert await migrate(empty_database_url) == [m.version for m in load_migrations()]
     assert await migrate(empty_database_url) == []
-    for table in ("rollbacks", "audit_events", "schema_migrations", "procrastinate_jobs"):
+    for table in ("changes", "audit_events", "schema_migrations", "procrastinate_jobs"):
         assert await _scalar(empty_database_url, "SELECT to_regclass(%s) IS NOT NULL", (table,))
     assert await _scalar(
         empty_database_url, "SELECT applied_at IS NOT NULL FROM schema_migrations"
@@ -74,7 +58,7 @@ async def test_concurrent_migrations_do_not_race(empty_database_url: str) -> Non
 
 async def test_database_url_fixture_is_already_migrated(database_url: str) -> None:
     assert await migrate(database_url) == []
-    assert await _scalar(database_url, "SELECT count(*) FROM rollbacks") == 0
+    assert await _scalar(database_url, "SELECT count(*) FROM changes") == 0
 
 
 async def test_procrastinate_schema_is_usable(database_url: str) -> None:
@@ -92,43 +76,46 @@ async def test_procrastinate_schema_is_usable(database_url: str) -> None:
 # -- data model ---------------------------------------------------------------------------
 
 _INSERT = (
-    "INSERT INTO rollbacks (service, cloud_run_service, target_revision, state,"
-    " requested_by, channel_id) VALUES (%s, %s, 'rev-1', %s, 'U1', 'C1') RETURNING id"
+    "INSERT INTO changes (kind, subject, service, state, requested_by, channel_id)"
+    " VALUES (%s, %s, %s, %s, 'U1', 'C1') RETURNING id"
 )
 
 
-async def test_one_active_rollback_per_service(database_url: str) -> None:
+async def test_one_active_change_per_subject_whatever_its_kind(database_url: str) -> None:
     async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
-        cur = await conn.execute(_INSERT, ("checkout", "checkout-svc", "proposed"))
+        cur = await conn.execute(_INSERT, ("traffic", "checkout", "checkout", "proposed"))
         first = (await cur.fetchone() or [None])[0]
-        for state in ("proposed", "confirmed", "executing", "verifying"):
-            with pytest.raises(errors.UniqueViolation):
-                await conn.execute(_INSERT, ("checkout", "checkout-svc", state))
-        # Another service is independent; terminal states never block.
-        await conn.execute(_INSERT, ("payments", "payments-svc", "executing"))
-        await conn.execute(_INSERT, ("checkout", "checkout-svc", "failed"))
-        await conn.execute(_INSERT, ("checkout", "checkout-svc", "succeeded"))
+        for kind in ("traffic", "image"):
+            for state in ("proposed", "confirmed", "executing", "verifying"):
+                with pytest.raises(errors.UniqueViolation):
+                    await conn.execute(_INSERT, (kind, "checkout", "checkout", state))
+        # Another subject is independent; terminal states never block.
+        await conn.execute(_INSERT, ("traffic", "payments", "payments", "executing"))
+        await conn.execute(_INSERT, ("traffic", "checkout", "checkout", "failed"))
+        await conn.execute(_INSERT, ("image", "checkout", "checkout", "succeeded"))
 
-        await conn.execute("UPDATE rollbacks SET state = 'cancelled' WHERE id = %s", (first,))
-        await conn.execute(_INSERT, ("checkout", "checkout-svc", "proposed"))
+        await conn.execute("UPDATE changes SET state = 'cancelled' WHERE id = %s", (first,))
+        await conn.execute(_INSERT, ("image", "checkout", "checkout", "proposed"))
 
 
 async def test_constraints_and_defaults(database_url: str) -> None:
     async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
         with pytest.raises(errors.CheckViolation):
-            await conn.execute(_INSERT, ("checkout", "checkout-svc", "exploded"))
-        cur = await conn.execute(_INSERT, ("checkout", "checkout-svc", "proposed"))
-        rollback_id = (await cur.fetchone() or [None])[0]
+            await conn.execute(_INSERT, ("traffic", "checkout", "checkout", "exploded"))
+        with pytest.raises(errors.NotNullViolation):  # every change has a kind
+            await conn.execute(_INSERT, (None, "checkout", "checkout", "proposed"))
+        cur = await conn.execute(_INSERT, ("traffic", "checkout", "checkout", "proposed"))
+        change_id = (await cur.fetchone() or [None])[0]
         cur = await conn.execute(
-            "SELECT mode, dry_run, created_at IS NOT NULL FROM rollbacks WHERE id = %s",
-            (rollback_id,),
+            "SELECT spec, before, after, dry_run, created_at IS NOT NULL FROM changes"
+            " WHERE id = %s", (change_id,),
         )
-        assert await cur.fetchone() == ("full", False, True)
+        assert await cur.fetchone() == ({}, {}, None, False, True)
 
         cur = await conn.execute(
-            "INSERT INTO audit_events (rollback_id, service, actor, action)"
+            "INSERT INTO audit_events (change_id, service, actor, action)"
             " VALUES (%s, 'checkout', 'U1', 'propose') RETURNING outcome, details",
-            (rollback_id,),
+            (change_id,),
         )
         assert await cur.fetchone() == ("ok", {})
         with pytest.raises(errors.CheckViolation):
@@ -137,7 +124,7 @@ async def test_constraints_and_defaults(database_url: str) -> None:
             )
         with pytest.raises(errors.ForeignKeyViolation):
             await conn.execute(
-                "INSERT INTO audit_events (rollback_id, actor, action) VALUES (-1, 'U1', 'x')"
+                "INSERT INTO audit_events (change_id, actor, action) VALUES (-1, 'U1', 'x')"
             )
 
 

@@ -1,14 +1,13 @@
-"""What a Confirm/Cancel click names. The rollback id on a button: only str(id) is
-accepted, because recovery matches a confirm job to its rollback by that text. The
-buttons block's id: the service, a hint for reading Cloud Run early."""
+"""What a Confirm/Cancel click names. The change id on a button: only str(id) is
+accepted (the jobs name their change by it). The buttons block's id: the change's kind
+and subject, a hint for the kind's early read."""
 
 from __future__ import annotations
 
 import pytest
 
-from bot.ids import plan_actions_block_id, service_of_plan_actions
+from bot.ids import kind_and_subject_of_plan_actions, plan_actions_block_id
 from bot.inbound import ButtonClick
-from bot.workflow.decide import rollback_id_of
 
 
 def _click(value: str) -> ButtonClick:
@@ -19,25 +18,27 @@ def _click(value: str) -> ButtonClick:
 
 @pytest.mark.parametrize("value, expected", [("7", 7), ("123456", 123456)])
 def test_canonical_ids_are_accepted(value: str, expected: int) -> None:
-    assert rollback_id_of(_click(value)) == expected
+    assert _click(value).change_id() == expected
 
 
 @pytest.mark.parametrize("value", ["", "0", "07", " 7", "7 ", "+7", "-7", "1_0", "7.0", "abc",
                                    "\u0667", "\uff17", "9" * 19, '{"id": 7}'])
-def test_anything_else_names_no_rollback(value: str) -> None:
-    assert rollback_id_of(_click(value)) is None
+def test_anything_else_names_no_change(value: str) -> None:
+    assert _click(value).change_id() is None
 
 
-@pytest.mark.parametrize(("block_id", "service"), [
-    ("rollback.plan.actions:api", "api"),
-    ("rollback.plan.actions:web", "web"),
+@pytest.mark.parametrize(("block_id", "named"), [
+    ("rollback.plan.actions:traffic:api", ("traffic", "api")),
+    ("rollback.plan.actions:image:web", ("image", "web")),
+    ("rollback.plan.actions:api", ("traffic", "api")),  # cards posted before change kinds
     ("rollback.plan.actions", None),  # a card posted before block ids named the service
     ("rollback.plan.actions:", None),
     ("rollback.plan.header:api", None),
     ("", None),
     ("b", None),
 ])
-def test_the_service_a_plan_cards_buttons_block_names(block_id: str, service: str | None) -> None:
-    assert service_of_plan_actions(block_id) == service
-    if service is not None:
-        assert plan_actions_block_id(service) == block_id
+def test_the_kind_and_subject_a_plan_cards_buttons_block_names(
+        block_id: str, named: tuple[str, str] | None) -> None:
+    assert kind_and_subject_of_plan_actions(block_id) == named
+    if named is not None and block_id.count(":") == 2:
+        assert plan_actions_block_id(*named) == block_id

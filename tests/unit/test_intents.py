@@ -7,16 +7,28 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.catalog import load_catalog
+from bot.changes.kind import ChangeRequest
 from bot.intents import (
+    ChangeIntent,
     CommandError,
     HelpIntent,
     HistoryIntent,
     ListRevisionsIntent,
-    RollbackIntent,
+    VerifyIntent,
     parse_command,
 )
 
 CATALOG = load_catalog(Path(__file__).parents[2] / "rollbot.toml")
+
+
+def _rollback(service: str, revision: str, dry_run: bool = False) -> ChangeIntent:
+    return ChangeIntent(ChangeRequest("traffic", service, {"traffic": {revision: 100}},
+                                      dry_run=dry_run))
+
+
+def test_restore_latest_routing() -> None:
+    assert parse_command("api --to-latest", CATALOG) == ChangeIntent(
+        ChangeRequest("traffic", "api", {"to_latest": True}))
 
 
 @pytest.mark.parametrize("text", ["", "   ", "help", "HELP"])
@@ -40,13 +52,13 @@ def test_list_revisions() -> None:
 )
 def test_rollback_by_full_name_or_suffix(text: str, revision: str) -> None:
     intent = parse_command(text, CATALOG)
-    assert intent == RollbackIntent(text.split()[0].lower(), revision)
+    assert intent == _rollback(text.split()[0].lower(), revision)
 
 
 def test_dry_run_anywhere_in_the_text() -> None:
-    assert parse_command("--dry-run api 00014-def", CATALOG) == RollbackIntent(
+    assert parse_command("--dry-run api 00014-def", CATALOG) == _rollback(
         "api", "medicalcor-api-00014-def", dry_run=True)
-    assert parse_command("api 00014-def --dry-run", CATALOG) == RollbackIntent(
+    assert parse_command("api 00014-def --dry-run", CATALOG) == _rollback(
         "api", "medicalcor-api-00014-def", dry_run=True)
 
 
@@ -64,6 +76,7 @@ def test_history() -> None:
          "/rollback web medicalcor-web-00014-abc"),
         ("api other-00001-abc", "not a revision of `medicalcor-api`", "00014-def"),
         ("api 00014-def --force", "Unknown option `--force`", "--dry-run"),
+        ("api --to-latest 00014-def", "takes no revision", "/rollback api --to-latest"),
         ("history", "exactly one service", "Known services"),
         ("history nope", "Unknown service `nope`", "`api`"),
         ("api --dry-run", "needs a revision", "--dry-run"),
@@ -85,10 +98,13 @@ def test_fuzz_never_raises_always_intent_or_clear_error(text: str) -> None:
     if isinstance(result, CommandError):
         assert result.problem and result.hint
     else:
-        assert isinstance(result, HelpIntent | ListRevisionsIntent | HistoryIntent | RollbackIntent)
-        if isinstance(result, RollbackIntent):
-            assert result.revision.startswith(
-                CATALOG.services[result.service].cloud_run_service + "-")
+        assert isinstance(result, HelpIntent | ListRevisionsIntent | HistoryIntent | ChangeIntent
+                          | VerifyIntent)
+        if isinstance(result, ChangeIntent):
+            request = result.request
+            prefix = CATALOG.services[request.service].cloud_run_service + "-"
+            assert request.args.get("to_latest") or all(
+                rev.startswith(prefix) for rev in request.args["traffic"])
 
 
 @settings(max_examples=200, deadline=None)
@@ -98,4 +114,4 @@ def test_fuzz_never_raises_always_intent_or_clear_error(text: str) -> None:
 def test_fuzz_command_shaped_words(words: list[str]) -> None:
     result = parse_command(" ".join(words), CATALOG)
     assert isinstance(result, CommandError | HelpIntent | ListRevisionsIntent | HistoryIntent
-                      | RollbackIntent)
+                      | ChangeIntent)

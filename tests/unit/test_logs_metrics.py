@@ -87,9 +87,9 @@ def test_exception_text_is_part_of_the_message(json_log: Capture) -> None:
 
 
 def test_extra_json_fields_are_merged(json_log: Capture) -> None:
-    json_log.logger.info("done", extra={"json_fields": {"rollback_id": 7, "severity": "X"}})
+    json_log.logger.info("done", extra={"json_fields": {"change_id": 7, "severity": "X"}})
     (entry,) = json_log.entries()
-    assert entry["rollback_id"] == 7
+    assert entry["change_id"] == 7
     assert entry["severity"] == "INFO"  # extras never override the standard fields
 
 
@@ -316,7 +316,7 @@ def test_own_registry_not_the_global_one() -> None:
 
 
 def test_rollback_states_count_by_value() -> None:
-    from bot.rollbacks.model import State
+    from bot.changes.model import State
 
     before = sample("rollbot_rollbacks_total", outcome="cancelled")
     metrics.record_rollback_outcome(State.CANCELLED)

@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 
 from bot.catalog import RunbookSection, load_catalog
-from bot.ids import RollbackAction, RollbackBlock, service_of_plan_actions
+from bot.changes.model import Change, State
+from bot.ids import RollbackAction, RollbackBlock, kind_and_subject_of_plan_actions
 from bot.messages import refusals, thread
 from bot.messages.base import Message
 from bot.messages.history import history_message
 from bot.messages.plan import plan_card
 from bot.plans import CheckItem, Plan, RevisionFacts
-from bot.rollbacks.model import Rollback, State
 from bot.verification import serving_check
 from integrations.http_checks import CheckResult
 
@@ -51,20 +51,26 @@ BLOCKED_CHECKLIST = (CheckItem("Target revision exists and is Ready", "fail",
                      CheckItem("Check for database migrations that may conflict", "todo"))
 
 
-def make_rollback(**overrides: Any) -> Rollback:
-    """Every field set; fields added to Rollback later get None unless overridden."""
+def make_rollback(**overrides: Any) -> Change:
+    """A traffic rollback, every field set; fields added to Change later get None unless
+    overridden. `traffic_before` / `traffic_after` set the kind's before and after."""
+    before = overrides.pop("traffic_before", {CURRENT: 100})
+    after = overrides.pop("traffic_after", None)
     values: dict[str, Any] = {
-        "id": 42, "service": "api", "cloud_run_service": "medicalcor-api",
-        "target_revision": TARGET, "mode": "full", "state": State.PROPOSED,
-        "traffic_before": {CURRENT: 100}, "traffic_after": None,
+        "id": 42, "kind": "traffic", "subject": "api", "service": "api",
+        "spec": {"cloud_run_service": "medicalcor-api", "region": "europe-west3",
+                 "traffic": {TARGET: 100}},
+        "before": {"traffic": before, "latest": False},
+        "after": None if after is None else {"traffic": after},
+        "state": State.PROPOSED,
         "requested_by": "UA", "confirmed_by": None, "channel_id": "C1",
         "card_ts": "1.1", "thread_ts": None, "summary_ts": None, "verdict": None,
         "error": None, "dry_run": False, "plan": make_plan().to_json(),
         "created_at": T0, "updated_at": T0,
     }
     values.update(overrides)
-    kwargs: dict[str, Any] = {f.name: values.get(f.name) for f in dataclasses.fields(Rollback)}
-    return Rollback(**kwargs)
+    kwargs: dict[str, Any] = {f.name: values.get(f.name) for f in dataclasses.fields(Change)}
+    return Change(**kwargs)
 
 
 def result(name: str, ok: bool = True, **kw: Any) -> CheckResult:
@@ -205,8 +211,8 @@ def test_plan_card_proposed_has_everything_and_two_buttons() -> None:
     assert "Blocked" not in text
 
     [block] = actions(message)
-    assert block["block_id"] == f"{RollbackBlock.PLAN_ACTIONS}:api"
-    assert service_of_plan_actions(block["block_id"]) == "api"
+    assert block["block_id"] == f"{RollbackBlock.PLAN_ACTIONS}:traffic:api"
+    assert kind_and_subject_of_plan_actions(block["block_id"]) == ("traffic", "api")
     confirm, cancel = block["elements"]
     assert confirm["action_id"] == RollbackAction.CONFIRM
     assert confirm["value"] == "42" and confirm["style"] == "primary"
@@ -388,7 +394,8 @@ def test_history_shows_last_ten_newest_first() -> None:
     sections = [b["text"]["text"] for b in message.blocks_json() if b["type"] == "section"]
     assert len(sections) == 10
     assert sections[0].startswith("✅ *#11*") and sections[-1].startswith("✅ *#2*")
-    assert f"`{TARGET}`" in sections[0] and "requested by <@UA>, confirmed by <@UB>" in sections[0]
+    assert f"api → {TARGET}" in sections[0]
+    assert "requested by <@UA>, confirmed by <@UB>" in sections[0]
     assert "2024-05-01 14:00 UTC" in sections[0]
     assert "last 10 of 12" in all_text(message)
 

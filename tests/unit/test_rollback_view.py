@@ -1,4 +1,4 @@
-"""RollbackView: background card/summary refreshes, in the order asked for, the
+"""ChangeView: background card/summary refreshes, in the order asked for, the
 newest winning, never fatal (bot/workflow/posting.py)."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from typing import Any, cast
 import pytest
 from slack_sdk.errors import SlackApiError
 
+from bot.changes.model import Change, State
 from bot.deps import Deps
 from bot.messages.base import Message
-from bot.rollbacks.model import Rollback, State
-from bot.workflow.posting import RollbackView
+from bot.workflow.posting import ChangeView
 from tests.unit.test_messages import make_rollback, result
 
 
@@ -42,22 +42,22 @@ class FakeSlack:
 
 
 class FakeRollbacks:
-    def __init__(self, rollback: Rollback) -> None:
+    def __init__(self, rollback: Change) -> None:
         self.rollback = rollback
         self.set_fields_calls: list[dict[str, Any]] = []
 
-    async def set_fields(self, rollback_id: int, **fields: Any) -> Rollback:
+    async def set_fields(self, change_id: int, **fields: Any) -> Change:
         self.set_fields_calls.append(fields)
         self.rollback = dataclasses.replace(self.rollback, **fields)
         return self.rollback
 
-    async def get(self, rollback_id: int) -> Rollback:
+    async def get(self, change_id: int) -> Change:
         return self.rollback
 
 
-def _deps(slack: FakeSlack, rollback: Rollback) -> Deps:
+def _deps(slack: FakeSlack, rollback: Change) -> Deps:
     return cast(Deps, type("FakeDeps", (), {"slack": slack,
-                                            "rollbacks": FakeRollbacks(rollback)})())
+                                            "changes": FakeRollbacks(rollback)})())
 
 
 def _stage(text: str) -> str:
@@ -68,7 +68,7 @@ async def test_summary_posts_once_then_updates_and_the_last_asked_wins() -> None
     rollback = make_rollback(state=State.VERIFYING, thread_ts="1.0")
     slack = FakeSlack()
     deps = _deps(slack, rollback)
-    async with RollbackView(deps, rollback) as view:
+    async with ChangeView(deps, rollback) as view:
         view.summary(rollback, "Verifying (0/3 checks done)…")
         await asyncio.sleep(0.005)  # the post is in flight
         view.summary(rollback, "Verifying (1/3 checks done)…", [result("health")])
@@ -79,7 +79,7 @@ async def test_summary_posts_once_then_updates_and_the_last_asked_wins() -> None
     assert _stage(slack.sent[0][2]) == "Verifying (0/3 checks done)…"
     assert _stage(slack.sent[-1][2]).startswith("Done")
     assert slack.sent[-1][1] == "9.9"  # updated the message it posted
-    assert cast(FakeRollbacks, deps.rollbacks).set_fields_calls == [{"summary_ts": "9.9"}]
+    assert cast(FakeRollbacks, deps.changes).set_fields_calls == [{"summary_ts": "9.9"}]
 
 
 async def test_order_is_taken_when_asked_not_when_the_task_runs() -> None:
@@ -87,7 +87,7 @@ async def test_order_is_taken_when_asked_not_when_the_task_runs() -> None:
     overwrite one asked for after it (the late "0/N" problem)."""
     rollback = make_rollback(state=State.VERIFYING, thread_ts="1.0", summary_ts="5.5")
     slack = FakeSlack(delay=0.0)
-    async with RollbackView(_deps(slack, rollback), rollback) as view:
+    async with ChangeView(_deps(slack, rollback), rollback) as view:
         view.summary(rollback, "Verifying (0/2 checks done)…")
         view.summary(rollback, "Verifying (1/2 checks done)…", [result("health")])
     assert [_stage(text) for _, _, text in slack.sent] == [
@@ -98,7 +98,7 @@ async def test_results_are_rendered_when_asked() -> None:
     rollback = make_rollback(state=State.VERIFYING, thread_ts="1.0", summary_ts="5.5")
     slack = FakeSlack()
     results = [result("health")]
-    async with RollbackView(_deps(slack, rollback), rollback) as view:
+    async with ChangeView(_deps(slack, rollback), rollback) as view:
         view.summary(rollback, "Verifying (1/2 checks done)…", results)
         results.append(result("ready", ok=False))  # the caller's list grows meanwhile
     assert slack.sent[-1][2].endswith("(1/1 checks passing)")
@@ -109,7 +109,7 @@ async def test_a_slack_failure_is_logged_not_raised(caplog: pytest.LogCaptureFix
     slack = FakeSlack()
     slack.fail_next = 1
     with caplog.at_level(logging.WARNING):
-        async with RollbackView(_deps(slack, rollback), rollback) as view:
+        async with ChangeView(_deps(slack, rollback), rollback) as view:
             view.summary(rollback, "Shifting traffic…")
             await asyncio.sleep(0.05)
             view.summary(rollback, "Done")
@@ -121,7 +121,7 @@ async def test_an_error_in_the_job_still_waits_for_the_refreshes() -> None:
     rollback = make_rollback(state=State.VERIFYING, thread_ts="1.0", summary_ts="5.5")
     slack = FakeSlack()
     with pytest.raises(RuntimeError):
-        async with RollbackView(_deps(slack, rollback), rollback) as view:
+        async with ChangeView(_deps(slack, rollback), rollback) as view:
             view.summary(rollback, "Failed")
             raise RuntimeError("database down")
     assert [_stage(text) for _, _, text in slack.sent] == ["Failed"]
@@ -132,7 +132,7 @@ async def test_a_cancelled_job_cancels_its_refreshes() -> None:
     slack = FakeSlack(delay=10)
 
     async def job() -> None:
-        async with RollbackView(_deps(slack, rollback), rollback) as view:
+        async with ChangeView(_deps(slack, rollback), rollback) as view:
             view.summary(rollback, "Verifying…")
             await asyncio.sleep(10)
 
@@ -148,11 +148,11 @@ async def test_card_refreshes_are_ordered_too() -> None:
     rollback = make_rollback(state=State.EXECUTING, thread_ts="1.0")
     slack = FakeSlack()
     deps = _deps(slack, rollback)
-    async with RollbackView(deps, rollback) as view:
+    async with ChangeView(deps, rollback) as view:
         view.card(rollback)
         await asyncio.sleep(0.005)
         view.card(rollback)  # superseded by the final one below before it runs
-        cast(FakeRollbacks, deps.rollbacks).rollback = dataclasses.replace(
+        cast(FakeRollbacks, deps.changes).rollback = dataclasses.replace(
             rollback, state=State.SUCCEEDED, verdict="verified")
         view.card(rollback, final_note="All good.")
     assert [(m, ts) for m, ts, _ in slack.sent] == [("update", "1.1"), ("update", "1.1")]

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.rollbacks.model import ACTIVE_STATES, FINAL_STATES, TRANSITIONS, State, can_transition
+from bot.changes.model import ACTIVE_STATES, FINAL_STATES, TRANSITIONS, State, can_transition
 
 
 def test_every_state_has_a_rule_and_final_states_are_terminal() -> None:

@@ -1,9 +1,9 @@
-"""The rollback state machine in Postgres.
+"""The change state machine in Postgres.
 
 Every state change is one conditional UPDATE (`WHERE state = ANY(expected)`), so a
 double click, a second replica or a Slack retry finds the row already moved and
-gets None instead of running the traffic change twice. The partial unique index
-from migration 0001 keeps one active rollback per service.
+gets None instead of applying a change twice. The partial unique index from
+migration 0004 keeps one active change per subject.
 
 Methods taking `conn` run on that connection without committing, so a caller can
 group a state change, its audit event and a job deferral in one transaction.
@@ -21,15 +21,15 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from bot.rollbacks.model import ACTIVE_STATES, FINAL_STATES, Rollback, State, can_transition
+from bot.changes.model import ACTIVE_STATES, FINAL_STATES, Change, State, can_transition
 from bot.stores.db import use_connection
 
-__all__ = ["UPDATABLE_FIELDS", "ActiveRollbackExists", "RollbackStore", "row_to_rollback"]
+__all__ = ["UPDATABLE_FIELDS", "ActiveChangeExists", "ChangeStore", "row_to_change"]
 
 # What cursor.execute() accepts, minus t-strings (not used here).
 _Query = str | sql.SQL | sql.Composed
 
-# Columns transition()/set_fields() may write. Identity, traffic_before, plan and
+# Columns transition()/set_fields() may write. Identity, kind, spec, before, plan and
 # requester are fixed at creation; state only moves through transition().
 UPDATABLE_FIELDS = frozenset(
     {
@@ -38,7 +38,7 @@ UPDATABLE_FIELDS = frozenset(
         "card_ts",
         "thread_ts",
         "summary_ts",
-        "traffic_after",
+        "after",
         "verdict",
         "error",
         "finished_at",
@@ -46,7 +46,7 @@ UPDATABLE_FIELDS = frozenset(
         "analysis",
     }
 )
-_JSONB_FIELDS = frozenset({"traffic_after", "baseline", "analysis"})
+_JSONB_FIELDS = frozenset({"after", "baseline", "analysis"})
 
 
 # Bounded retry for create(): the active row we collided with can finish between
@@ -54,32 +54,27 @@ _JSONB_FIELDS = frozenset({"traffic_after", "baseline", "analysis"})
 _CREATE_ATTEMPTS = 3
 
 
-class ActiveRollbackExists(Exception):
-    """The service already has an active rollback; `.active` is the one holding the slot."""
+class ActiveChangeExists(Exception):
+    """The subject already has an active change; `.active` is the one holding the slot."""
 
-    def __init__(self, active: Rollback) -> None:
+    def __init__(self, active: Change) -> None:
         super().__init__(
-            f"{active.service} already has rollback #{active.id} in state {active.state}"
+            f"{active.subject} already has change #{active.id} in state {active.state}"
         )
         self.active = active
 
 
-def _traffic(raw: Any) -> dict[str, int]:
-    return {str(rev): int(pct) for rev, pct in (raw or {}).items()}
-
-
-def row_to_rollback(row: Mapping[str, Any]) -> Rollback:
-    """Map a `SELECT * FROM rollbacks` dict row to the model."""
-    after = row["traffic_after"]
-    return Rollback(
+def row_to_change(row: Mapping[str, Any]) -> Change:
+    """Map a `SELECT * FROM changes` dict row to the model."""
+    return Change(
         id=row["id"],
+        kind=row["kind"],
+        subject=row["subject"],
         service=row["service"],
-        cloud_run_service=row["cloud_run_service"],
-        target_revision=row["target_revision"],
-        mode=row["mode"],
+        spec=dict(row["spec"] or {}),
+        before=dict(row["before"] or {}),
+        after=None if row["after"] is None else dict(row["after"]),
         state=State(row["state"]),
-        traffic_before=_traffic(row["traffic_before"]),
-        traffic_after=None if after is None else _traffic(after),
         requested_by=row["requested_by"],
         confirmed_by=row["confirmed_by"],
         channel_id=row["channel_id"],
@@ -122,7 +117,7 @@ def _assignments(fields: Mapping[str, Any]) -> tuple[list[sql.Composable], dict[
     return parts, params
 
 
-class RollbackStore:
+class ChangeStore:
     def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
         self._pool = pool
 
@@ -133,45 +128,45 @@ class RollbackStore:
 
     async def _one(
         self, conn: AsyncConnection[Any], query: _Query, params: Any = None
-    ) -> Rollback | None:
+    ) -> Change | None:
         async with conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(query, params)
             row = await cur.fetchone()
-        return None if row is None else row_to_rollback(row)
+        return None if row is None else row_to_change(row)
 
     async def _many(
         self, conn: AsyncConnection[Any], query: _Query, params: Any = None
-    ) -> list[Rollback]:
+    ) -> list[Change]:
         async with conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(query, params)
             rows = await cur.fetchall()
-        return [row_to_rollback(r) for r in rows]
+        return [row_to_change(r) for r in rows]
 
     async def create(
         self,
         *,
         conn: AsyncConnection[Any] | None = None,
+        kind: str,
+        subject: str,
         service: str,
-        cloud_run_service: str,
-        target_revision: str,
-        mode: str = "full",
-        traffic_before: dict[str, int],
+        spec: dict[str, Any],
+        before: dict[str, Any],
         requested_by: str,
         channel_id: str,
         plan: dict[str, Any],
         dry_run: bool = False,
-    ) -> Rollback:
-        """A new `proposed` rollback, or ActiveRollbackExists if the service has one.
+    ) -> Change:
+        """A new `proposed` change, or ActiveChangeExists if the subject has one.
 
         ON CONFLICT DO NOTHING rather than catching UniqueViolation: an error would
         abort a caller's transaction, and this way it stays usable.
         """
         params = {
+            "kind": kind,
+            "subject": subject,
             "service": service,
-            "cloud_run_service": cloud_run_service,
-            "target_revision": target_revision,
-            "mode": mode,
-            "traffic_before": Jsonb(traffic_before),
+            "spec": Jsonb(spec),
+            "before": Jsonb(before),
             "requested_by": requested_by,
             "channel_id": channel_id,
             "plan": Jsonb(plan),
@@ -182,46 +177,45 @@ class RollbackStore:
             for _ in range(_CREATE_ATTEMPTS):
                 created = await self._one(
                     c,
-                    "INSERT INTO rollbacks (service, cloud_run_service, target_revision, mode,"
-                    " state, traffic_before, requested_by, channel_id, plan, dry_run)"
-                    " VALUES (%(service)s, %(cloud_run_service)s, %(target_revision)s,"
-                    " %(mode)s, %(state)s, %(traffic_before)s, %(requested_by)s,"
-                    " %(channel_id)s, %(plan)s, %(dry_run)s)"
+                    "INSERT INTO changes (kind, subject, service, spec, before, state,"
+                    " requested_by, channel_id, plan, dry_run)"
+                    " VALUES (%(kind)s, %(subject)s, %(service)s, %(spec)s, %(before)s,"
+                    " %(state)s, %(requested_by)s, %(channel_id)s, %(plan)s, %(dry_run)s)"
                     " ON CONFLICT DO NOTHING RETURNING *",
                     params,
                 )
                 if created is not None:
                     return created
-                active = await self.active_for(service, conn=c)
+                active = await self.active_for(subject, conn=c)
                 if active is not None:
-                    raise ActiveRollbackExists(active)
-        raise RuntimeError(f"could not create a rollback for {service}: slot kept changing")
+                    raise ActiveChangeExists(active)
+        raise RuntimeError(f"could not create a change of {subject}: slot kept changing")
 
     async def get(
-        self, rollback_id: int, *, conn: AsyncConnection[Any] | None = None
-    ) -> Rollback | None:
+        self, change_id: int, *, conn: AsyncConnection[Any] | None = None
+    ) -> Change | None:
         async with self._conn(conn) as c:
-            return await self._one(c, "SELECT * FROM rollbacks WHERE id = %s", (rollback_id,))
+            return await self._one(c, "SELECT * FROM changes WHERE id = %s", (change_id,))
 
     async def active_for(
-        self, service: str, *, conn: AsyncConnection[Any] | None = None
-    ) -> Rollback | None:
+        self, subject: str, *, conn: AsyncConnection[Any] | None = None
+    ) -> Change | None:
         async with self._conn(conn) as c:
             return await self._one(
                 c,
-                "SELECT * FROM rollbacks WHERE service = %s AND state = ANY(%s)",
-                (service, [s.value for s in ACTIVE_STATES]),
+                "SELECT * FROM changes WHERE subject = %s AND state = ANY(%s)",
+                (subject, [s.value for s in ACTIVE_STATES]),
             )
 
     async def transition(
         self,
-        rollback_id: int,
+        change_id: int,
         expected: State | Iterable[State],
         new: State,
         *,
         conn: AsyncConnection[Any] | None = None,
         **fields: Any,
-    ) -> Rollback | None:
+    ) -> Change | None:
         """Move to `new` if the row is in one of `expected`; None if it was not.
 
         None means someone else got there first (double click, other replica,
@@ -240,50 +234,50 @@ class RollbackStore:
         parts += [sql.SQL("state = %(new)s"), sql.SQL("updated_at = now()")]
         params |= {
             "new": new.value,
-            "id": rollback_id,
+            "id": change_id,
             "expected": [s.value for s in allowed_from],
         }
         query = sql.SQL(
-            "UPDATE rollbacks SET {} WHERE id = %(id)s AND state = ANY(%(expected)s) RETURNING *"
+            "UPDATE changes SET {} WHERE id = %(id)s AND state = ANY(%(expected)s) RETURNING *"
         ).format(sql.SQL(", ").join(parts))
         async with self._conn(conn) as c:
             return await self._one(c, query, params)
 
     async def set_fields(
-        self, rollback_id: int, *, conn: AsyncConnection[Any] | None = None,
+        self, change_id: int, *, conn: AsyncConnection[Any] | None = None,
         only_in: Iterable[State] | None = None, **fields: Any,
-    ) -> Rollback | None:
+    ) -> Change | None:
         """Update whitelisted columns without a state change; None if no such row
         (or, with `only_in`, if the row is no longer in one of those states)."""
         parts, params = _assignments(fields)
         if not parts:
-            return await self.get(rollback_id, conn=conn)
+            return await self.get(change_id, conn=conn)
         parts.append(sql.SQL("updated_at = now()"))
-        params["id"] = rollback_id
+        params["id"] = change_id
         condition = sql.SQL("")
         if only_in is not None:
             params["only_in"] = [State(s).value for s in only_in]
             condition = sql.SQL(" AND state = ANY(%(only_in)s)")
-        query = sql.SQL("UPDATE rollbacks SET {} WHERE id = %(id)s{} RETURNING *").format(
+        query = sql.SQL("UPDATE changes SET {} WHERE id = %(id)s{} RETURNING *").format(
             sql.SQL(", ").join(parts), condition
         )
         async with self._conn(conn) as c:
             return await self._one(c, query, params)
 
-    async def history(self, service: str, limit: int = 10) -> list[Rollback]:
-        """The service's rollbacks, newest first."""
+    async def history(self, service: str, limit: int = 10) -> list[Change]:
+        """The service's changes of every kind, newest first."""
         async with self._conn(None) as c:
             # id breaks ties: rows created in one transaction share created_at.
             return await self._many(
                 c,
-                "SELECT * FROM rollbacks WHERE service = %s"
+                "SELECT * FROM changes WHERE service = %s"
                 " ORDER BY created_at DESC, id DESC LIMIT %s",
                 (service, limit),
             )
 
     async def expire_proposals(
         self, older_than_seconds: float, *, conn: AsyncConnection[Any] | None = None
-    ) -> list[Rollback]:
+    ) -> list[Change]:
         """Cancel (as 'rollbot') proposals older than that and return them.
 
         A forgotten plan card must not hold the service's slot forever.
@@ -291,7 +285,7 @@ class RollbackStore:
         async with self._conn(conn) as c:
             expired = await self._many(
                 c,
-                "UPDATE rollbacks SET state = %(cancelled)s, cancelled_by = 'rollbot',"
+                "UPDATE changes SET state = %(cancelled)s, cancelled_by = 'rollbot',"
                 " finished_at = now(), updated_at = now()"
                 " WHERE state = %(proposed)s"
                 " AND created_at < now() - make_interval(secs => %(age)s)"

@@ -1,4 +1,4 @@
-"""A rollback row and its states.
+"""A change (what the flow carries, whatever its kind) and its states.
 
 proposed ──confirm──▶ confirmed ──▶ executing ──▶ verifying ──▶ succeeded
     └──cancel──▶ cancelled                 └─────────────┴──────▶ failed
@@ -48,15 +48,22 @@ class Verdict(StrEnum):
 
 
 @dataclasses.dataclass(frozen=True)
-class Rollback:
+class Change:
+    """One runbook action on one subject: a traffic rollback, an image or env change…
+
+    `kind` names the module that plans, applies and undoes it (bot/changes/kinds/);
+    `spec` (what it will do), `before` and `after` are that kind's own JSON. The rest
+    is the flow's, the same for every kind.
+    """
+
     id: int
-    service: str  # catalog key
-    cloud_run_service: str
-    target_revision: str
-    mode: str  # full | gradual
+    kind: str
+    subject: str  # one active change per subject (for Cloud Run kinds: the service key)
+    service: str  # catalog key of the service it touches (whose checks verify it)
+    spec: dict[str, Any]
+    before: dict[str, Any]  # what was there when it was planned
+    after: dict[str, Any] | None  # what the outside system says after the change
     state: State
-    traffic_before: dict[str, int]  # revision -> percent, as Cloud Run served it at proposal
-    traffic_after: dict[str, int] | None
     requested_by: str
     confirmed_by: str | None
     channel_id: str
@@ -69,7 +76,6 @@ class Rollback:
     plan: dict[str, Any]  # the Plan as JSON (bot.plans.Plan.to_json)
     created_at: dt.datetime
     updated_at: dt.datetime
-    # Added with migration 0002; defaulted so older constructors keep working.
     cancelled_by: str | None = None
     finished_at: dt.datetime | None = None  # set exactly when the state is final
     baseline: dict[str, Any] | None = None  # bot.analysis.Measurement before any change

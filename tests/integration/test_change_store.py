@@ -1,4 +1,4 @@
-"""RollbackStore and AuditLog against real Postgres: the state machine's guarantees."""
+"""ChangeStore and AuditLog against real Postgres: the state machine's guarantees."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 import pytest_asyncio
 from psycopg_pool import AsyncConnectionPool
 
-from bot.rollbacks.audit import AuditLog
-from bot.rollbacks.model import FINAL_STATES, Rollback, State, Verdict
-from bot.rollbacks.store import ActiveRollbackExists, RollbackStore
+from bot.changes.audit import AuditLog
+from bot.changes.model import FINAL_STATES, Change, State, Verdict
+from bot.changes.store import ActiveChangeExists, ChangeStore
 from bot.stores.db import open_pool
 
 
@@ -27,8 +27,8 @@ async def pool(database_url: str) -> AsyncIterator[AsyncConnectionPool[Any]]:
 
 
 @pytest.fixture
-def store(pool: AsyncConnectionPool[Any]) -> RollbackStore:
-    return RollbackStore(pool)
+def store(pool: AsyncConnectionPool[Any]) -> ChangeStore:
+    return ChangeStore(pool)
 
 
 @pytest.fixture
@@ -36,12 +36,14 @@ def audit(pool: AsyncConnectionPool[Any]) -> AuditLog:
     return AuditLog(pool)
 
 
-async def _create(store: RollbackStore, service: str = "api", **over: Any) -> Rollback:
+async def _create(store: ChangeStore, service: str = "api", **over: Any) -> Change:
     args: dict[str, Any] = {
+        "kind": "traffic",
+        "subject": service,
         "service": service,
-        "cloud_run_service": f"{service}-svc",
-        "target_revision": f"{service}-00014-def",
-        "traffic_before": {f"{service}-00015-abc": 100},
+        "spec": {"cloud_run_service": f"{service}-svc",
+                 "traffic": {f"{service}-00014-def": 100}},
+        "before": {"traffic": {f"{service}-00015-abc": 100}},
         "requested_by": "U1",
         "channel_id": "C1",
         "plan": {"steps": [{"percent": 100}]},
@@ -49,36 +51,38 @@ async def _create(store: RollbackStore, service: str = "api", **over: Any) -> Ro
     return await store.create(**(args | over))
 
 
-async def _backdate(pool: AsyncConnectionPool[Any], rollback_id: int, seconds: int) -> None:
+async def _backdate(pool: AsyncConnectionPool[Any], change_id: int, seconds: int) -> None:
     async with pool.connection() as conn:
         await conn.execute(
-            "UPDATE rollbacks SET created_at = created_at - make_interval(secs => %s)"
+            "UPDATE changes SET created_at = created_at - make_interval(secs => %s)"
             " WHERE id = %s",
-            (seconds, rollback_id),
+            (seconds, change_id),
         )
 
 
 # -- create and the one-active-per-service slot -----------------------------------------
 
 
-async def test_create_is_proposed_and_maps_every_column(store: RollbackStore) -> None:
-    rb = await _create(store, mode="gradual")
+async def test_create_is_proposed_and_maps_every_column(store: ChangeStore) -> None:
+    rb = await _create(store, kind="image")
     assert rb.state is State.PROPOSED
     assert rb.active
-    assert rb.traffic_before == {"api-00015-abc": 100}
-    assert rb.traffic_after is None
+    assert rb.before == {"traffic": {"api-00015-abc": 100}}
+    assert rb.spec["traffic"] == {"api-00014-def": 100}
+    assert rb.after is None
     assert rb.plan == {"steps": [{"percent": 100}]}
-    assert (rb.mode, rb.dry_run, rb.finished_at, rb.cancelled_by) == ("gradual", False, None, None)
+    assert (rb.kind, rb.subject, rb.dry_run, rb.finished_at, rb.cancelled_by) == (
+        "image", "api", False, None, None)
     assert await store.get(rb.id) == rb
     assert await store.get(rb.id + 1000) is None
     assert await store.active_for("api") == rb
 
 
 async def test_second_create_for_service_raises_with_the_active_row(
-    store: RollbackStore,
+    store: ChangeStore,
 ) -> None:
     first = await _create(store)
-    with pytest.raises(ActiveRollbackExists) as info:
+    with pytest.raises(ActiveChangeExists) as info:
         await _create(store, requested_by="U2")
     assert info.value.active == first
     other = await _create(store, "web")  # another service has its own slot
@@ -86,17 +90,18 @@ async def test_second_create_for_service_raises_with_the_active_row(
 
 
 async def test_create_on_callers_connection_keeps_transaction_usable(
-    store: RollbackStore, pool: AsyncConnectionPool[Any]
+    store: ChangeStore, pool: AsyncConnectionPool[Any]
 ) -> None:
     first = await _create(store)
     async with pool.connection() as conn, conn.transaction():
-        with pytest.raises(ActiveRollbackExists):
+        with pytest.raises(ActiveChangeExists):
             await store.create(
                 conn=conn,
+                kind="traffic",
+                subject="api",
                 service="api",
-                cloud_run_service="api-svc",
-                target_revision="r",
-                traffic_before={},
+                spec={},
+                before={},
                 requested_by="U2",
                 channel_id="C1",
                 plan={},
@@ -105,7 +110,7 @@ async def test_create_on_callers_connection_keeps_transaction_usable(
         assert await store.get(first.id, conn=conn) == first
 
 
-async def test_slot_frees_after_cancel(store: RollbackStore) -> None:
+async def test_slot_frees_after_cancel(store: ChangeStore) -> None:
     first = await _create(store)
     cancelled = await store.transition(first.id, State.PROPOSED, State.CANCELLED, cancelled_by="U2")
     assert cancelled is not None
@@ -120,7 +125,7 @@ async def test_slot_frees_after_cancel(store: RollbackStore) -> None:
 # -- transitions ------------------------------------------------------------------------
 
 
-async def test_double_click_transition_returns_none(store: RollbackStore) -> None:
+async def test_double_click_transition_returns_none(store: ChangeStore) -> None:
     rb = await _create(store)
     won = await store.transition(rb.id, State.PROPOSED, State.CONFIRMED, confirmed_by="U2")
     assert won is not None
@@ -133,7 +138,7 @@ async def test_double_click_transition_returns_none(store: RollbackStore) -> Non
     assert current.confirmed_by == "U2"
 
 
-async def test_concurrent_confirms_exactly_one_wins(store: RollbackStore) -> None:
+async def test_concurrent_confirms_exactly_one_wins(store: ChangeStore) -> None:
     rb = await _create(store)
     results = await asyncio.gather(
         *(
@@ -148,18 +153,18 @@ async def test_concurrent_confirms_exactly_one_wins(store: RollbackStore) -> Non
     assert current.confirmed_by == winners[0].confirmed_by
 
 
-async def test_full_flow_with_several_expected_states(store: RollbackStore) -> None:
+async def test_full_flow_with_several_expected_states(store: ChangeStore) -> None:
     rb = await _create(store)
     assert await store.transition(rb.id, State.PROPOSED, State.CONFIRMED)
     assert await store.transition(rb.id, [State.CONFIRMED], State.EXECUTING)
     assert await store.transition(
-        rb.id, State.EXECUTING, State.VERIFYING, traffic_after={"api-00014-def": 100}
+        rb.id, State.EXECUTING, State.VERIFYING, after={"traffic": {"api-00014-def": 100}}
     )
     done = await store.transition(
         rb.id, (State.VERIFYING,), State.SUCCEEDED, verdict=Verdict.VERIFIED
     )
     assert done is not None
-    assert done.traffic_after == {"api-00014-def": 100}
+    assert done.after == {"traffic": {"api-00014-def": 100}}
     assert (done.state, done.verdict) == (State.SUCCEEDED, "verified")
     assert done.finished_at is not None
     # "fail from wherever it is" is one call; a final row matches none of them.
@@ -176,14 +181,14 @@ async def test_full_flow_with_several_expected_states(store: RollbackStore) -> N
         ([], State.FAILED),
     ],
 )
-async def test_invalid_transition_raises(store: RollbackStore, expected: Any, new: State) -> None:
+async def test_invalid_transition_raises(store: ChangeStore, expected: Any, new: State) -> None:
     rb = await _create(store)
     with pytest.raises(ValueError):
         await store.transition(rb.id, expected, new)
     assert await store.get(rb.id) == rb
 
 
-async def test_unknown_field_raises(store: RollbackStore) -> None:
+async def test_unknown_field_raises(store: ChangeStore) -> None:
     rb = await _create(store)
     with pytest.raises(ValueError, match="state"):
         await store.set_fields(rb.id, state="succeeded")
@@ -191,7 +196,7 @@ async def test_unknown_field_raises(store: RollbackStore) -> None:
         await store.transition(rb.id, State.PROPOSED, State.CONFIRMED, service="web")
 
 
-async def test_set_fields_without_state_change(store: RollbackStore) -> None:
+async def test_set_fields_without_state_change(store: ChangeStore) -> None:
     rb = await _create(store)
     updated = await store.set_fields(rb.id, card_ts="1.1", thread_ts="1.2", summary_ts="1.3")
     assert updated is not None
@@ -201,7 +206,7 @@ async def test_set_fields_without_state_change(store: RollbackStore) -> None:
 
 
 async def test_transition_and_audit_roll_back_together(
-    store: RollbackStore, audit: AuditLog, pool: AsyncConnectionPool[Any]
+    store: ChangeStore, audit: AuditLog, pool: AsyncConnectionPool[Any]
 ) -> None:
     rb = await _create(store)
 
@@ -215,29 +220,29 @@ async def test_transition_and_audit_roll_back_together(
                     rb.id, State.PROPOSED, State.CONFIRMED, conn=conn, confirmed_by="U2"
                 )
                 assert moved is not None
-                await audit.record(actor="U2", action="confirm", rollback_id=rb.id, conn=conn)
+                await audit.record(actor="U2", action="confirm", change_id=rb.id, conn=conn)
                 raise Boom
     assert await store.get(rb.id) == rb
-    assert await audit.for_rollback(rb.id) == []
+    assert await audit.for_change(rb.id) == []
 
 
 async def test_transition_and_audit_commit_together(
-    store: RollbackStore, audit: AuditLog, pool: AsyncConnectionPool[Any]
+    store: ChangeStore, audit: AuditLog, pool: AsyncConnectionPool[Any]
 ) -> None:
     rb = await _create(store)
     async with pool.connection() as conn, conn.transaction():
         await store.transition(rb.id, State.PROPOSED, State.CONFIRMED, conn=conn)
-        await audit.record(actor="U2", action="confirm", rollback_id=rb.id, conn=conn)
+        await audit.record(actor="U2", action="confirm", change_id=rb.id, conn=conn)
     confirmed = await store.get(rb.id)
     assert confirmed is not None
     assert confirmed.state is State.CONFIRMED
-    assert [e.action for e in await audit.for_rollback(rb.id)] == ["confirm"]
+    assert [e.action for e in await audit.for_change(rb.id)] == ["confirm"]
 
 
 # -- queries ----------------------------------------------------------------------------
 
 
-async def test_history_newest_first_and_limited(store: RollbackStore) -> None:
+async def test_history_newest_first_and_limited(store: ChangeStore) -> None:
     ids = []
     for _ in range(4):
         rb = await _create(store)
@@ -250,7 +255,7 @@ async def test_history_newest_first_and_limited(store: RollbackStore) -> None:
 
 
 async def test_expire_proposals_frees_the_slot(
-    store: RollbackStore, pool: AsyncConnectionPool[Any]
+    store: ChangeStore, pool: AsyncConnectionPool[Any]
 ) -> None:
     stale = await _create(store, "a")
     await _backdate(pool, stale.id, 3600)
@@ -269,7 +274,7 @@ async def test_expire_proposals_frees_the_slot(
     assert (await store.get(fresh.id)) == fresh
 
 
-async def test_final_states_always_have_finished_at(store: RollbackStore) -> None:
+async def test_final_states_always_have_finished_at(store: ChangeStore) -> None:
     for state in FINAL_STATES - {State.SUCCEEDED}:
         rb = await _create(store, f"svc-{state}")
         moved = await store.transition(rb.id, State.PROPOSED, state)
@@ -280,19 +285,19 @@ async def test_final_states_always_have_finished_at(store: RollbackStore) -> Non
 # -- audit ------------------------------------------------------------------------------
 
 
-async def test_audit_record_for_rollback_and_recent(store: RollbackStore, audit: AuditLog) -> None:
+async def test_audit_record_for_rollback_and_recent(store: ChangeStore, audit: AuditLog) -> None:
     rb = await _create(store)
-    await audit.record(actor="U1", action="propose", rollback_id=rb.id, service="api")
+    await audit.record(actor="U1", action="propose", change_id=rb.id, service="api")
     await audit.record(
         actor="U9",
         action="confirm",
-        rollback_id=rb.id,
+        change_id=rb.id,
         outcome="denied",
         details={"reason": "not an approver"},
     )
     await audit.record(actor="rollbot", action="expire", service="web")
 
-    events = await audit.for_rollback(rb.id)
+    events = await audit.for_change(rb.id)
     assert [(e.actor, e.action, e.outcome) for e in events] == [
         ("U1", "propose", "ok"),
         ("U9", "confirm", "denied"),
@@ -329,7 +334,7 @@ async def test_audit_rejects_unknown_outcome(audit: AuditLog) -> None:
         await audit.record(actor="U1", action="x", outcome="maybe")
 
 
-async def test_set_fields_only_in_given_states(store: RollbackStore) -> None:
+async def test_set_fields_only_in_given_states(store: ChangeStore) -> None:
     rollback = await _create(store)
     kept = await store.set_fields(rollback.id, baseline={"label": "baseline"},
                                   only_in=(State.PROPOSED, State.CONFIRMED))

@@ -39,7 +39,7 @@ _dumps = functools.partial(json.dumps, default=str)
 @dataclass(frozen=True)
 class AuditEvent:
     id: int
-    rollback_id: int | None
+    change_id: int | None
     service: str | None
     actor: str  # Slack user id, or 'rollbot'
     action: str
@@ -60,7 +60,7 @@ def scrub(value: Any) -> Any:
 def _event(row: Mapping[str, Any]) -> AuditEvent:
     return AuditEvent(
         id=row["id"],
-        rollback_id=row["rollback_id"],
+        change_id=row["change_id"],
         service=row["service"],
         actor=row["actor"],
         action=row["action"],
@@ -80,7 +80,7 @@ class AuditLog:
         actor: str,
         action: str,
         service: str | None = None,
-        rollback_id: int | None = None,
+        change_id: int | None = None,
         outcome: str = "ok",
         details: dict[str, Any] | None = None,
         conn: AsyncConnection[Any] | None = None,
@@ -90,13 +90,13 @@ class AuditLog:
             raise ValueError(f"outcome must be one of {sorted(OUTCOMES)}, not {outcome!r}")
         # service defaults to the rollback's, so recent(service) finds every event of it.
         query = (
-            "INSERT INTO audit_events (rollback_id, service, actor, action, outcome, details)"
-            " VALUES (%(rollback_id)s,"
-            " COALESCE(%(service)s, (SELECT service FROM rollbacks WHERE id = %(rollback_id)s)),"
+            "INSERT INTO audit_events (change_id, service, actor, action, outcome, details)"
+            " VALUES (%(change_id)s,"
+            " COALESCE(%(service)s, (SELECT service FROM changes WHERE id = %(change_id)s)),"
             " %(actor)s, %(action)s, %(outcome)s, %(details)s)"
         )
         params = {
-            "rollback_id": rollback_id,
+            "change_id": change_id,
             "service": service,
             "actor": actor,
             "action": action,
@@ -106,11 +106,11 @@ class AuditLog:
         async with use_connection(self._pool, conn) as target:
             await target.execute(query, params)
 
-    async def for_rollback(self, rollback_id: int) -> list[AuditEvent]:
+    async def for_change(self, change_id: int) -> list[AuditEvent]:
         """Every event of one rollback, oldest first."""
         return await self._select(
-            "SELECT * FROM audit_events WHERE rollback_id = %s ORDER BY created_at, id",
-            (rollback_id,),
+            "SELECT * FROM audit_events WHERE change_id = %s ORDER BY created_at, id",
+            (change_id,),
         )
 
     async def recent(self, service: str | None = None, limit: int = 50) -> list[AuditEvent]:

@@ -1,0 +1,134 @@
+"""The one protocol every change kind implements, and the values it trades.
+
+The workflow (bot/workflow/) moves a change through plan → confirm → gate → apply →
+read back → verify knowing only this protocol; each kind (bot/changes/kinds/<kind>.py)
+knows its outside system. See docs/architecture.md, "Adding a change kind".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+from bot.catalog import Catalog
+from bot.messages.base import Message
+from bot.parsing import CommandError
+from bot.plans import Plan, PlanError
+from integrations.http_checks import CheckResult
+
+if TYPE_CHECKING:
+    from bot.changes.model import Change
+    from bot.deps import Deps
+
+
+@dataclasses.dataclass(frozen=True)
+class Usage:
+    """One line of `/rollback help` and of the parser's usage text."""
+
+    syntax: str  # "/rollback <service> --image <tag>"
+    does: str  # "redeploy the service with another image"
+
+
+@dataclasses.dataclass(frozen=True)
+class ChangeRequest:
+    """What someone asked for: a kind, the service it touches and the kind's arguments
+    (JSON-safe: it travels as a job argument)."""
+
+    kind: str
+    service: str
+    args: dict[str, Any]
+    dry_run: bool = False
+    undo_of: int | None = None  # the change this one reverses (an Undo click)
+
+
+@dataclasses.dataclass(frozen=True)
+class PlannedChange:
+    """A kind's plan: the card's words, and its own JSON for applying and undoing."""
+
+    plan: Plan
+    subject: str  # one active change per subject
+    spec: dict[str, Any]  # what apply will do
+    before: dict[str, Any]  # what was there (what an undo restores)
+
+
+@dataclasses.dataclass(frozen=True)
+class Applied:
+    """What the outside system says after the change (read back, not assumed)."""
+
+    after: dict[str, Any]  # stored with the change
+    check: CheckResult  # the read-back as the first verification check
+
+
+class ChangeFailed(Exception):
+    """The change did not go through. `report` says so in the thread, with what the
+    outside system has now (read back, not assumed); `unchanged` whether that is as
+    before; `after` that read, stored with the change (None: it could not be read)."""
+
+    def __init__(self, error: str, *, report: Message, unchanged: bool,
+                 after: dict[str, Any] | None = None) -> None:
+        super().__init__(error)
+        self.error = error
+        self.report = report
+        self.unchanged = unchanged
+        self.after = after
+
+
+class PlanDrift(Exception):
+    """What the plan showed has changed since (another deploy, someone else's change):
+    nothing was changed. `what` says what moved, in plain words."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(what)
+        self.what = what
+
+
+class Prefetch(Protocol):
+    """A read a kind starts before the gate (authorize, announce, audit), so the
+    outside system's answer is on its way while the gate runs."""
+
+    subject: str
+
+    def cancel(self) -> None: ...
+
+
+class ChangeKind(Protocol):
+    name: str  # a KindName value
+    options: Mapping[str, bool]  # the `--options` it reads -> whether each takes a value
+
+    def usage(self) -> Sequence[Usage]: ...
+
+    def parse(self, catalog: Catalog, service: str, args: list[str],
+              options: dict[str, str | None]) -> ChangeRequest | CommandError | None:
+        """`/rollback <service> …` words (no network): its request, a clear error, or
+        None when the words are not this kind's."""
+        ...
+
+    async def plan(self, deps: Deps, request: ChangeRequest) -> PlannedChange | PlanError:
+        """Read the outside system and say what the change will do; change nothing."""
+        ...
+
+    async def dry_run(self, deps: Deps, planned: PlannedChange) -> str | None:
+        """Ask the outside system to validate the change without making it; its answer."""
+        ...
+
+    def prefetch(self, deps: Deps, subject: str) -> Prefetch | None:
+        """Start the read `apply` begins with (None: this kind has none)."""
+        ...
+
+    async def apply(self, deps: Deps, change: Change, prefetch: Prefetch | None) -> Applied:
+        """Make the change (the gate has passed) and read back the outcome. Raises
+        PlanDrift (nothing changed) or ChangeFailed."""
+        ...
+
+    async def read_back(self, deps: Deps, change: Change) -> CheckResult:
+        """The first check again, from a fresh read (a resumed verification)."""
+        ...
+
+    def measured_revision(self, change: Change) -> str | None:
+        """The revision whose metrics the deep verification measures, if any."""
+        ...
+
+    def undo(self, change: Change) -> ChangeRequest | None:
+        """The exact inverse of a finished change; None when it changed nothing."""
+        ...

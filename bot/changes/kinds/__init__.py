@@ -1,0 +1,1 @@
+"""One module per change kind, each implementing bot.changes.kind.ChangeKind."""
