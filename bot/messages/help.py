@@ -5,6 +5,7 @@ from __future__ import annotations
 from slack_sdk.models.blocks import DividerBlock, HeaderBlock
 
 from bot.catalog import Catalog
+from bot.changes import registry
 from bot.messages.base import Message, context, mrkdwn_section
 
 
@@ -12,11 +13,11 @@ def help_message(catalog: Catalog) -> Message:
     services = ", ".join(
         f"`{key}` ({svc.cloud_run_service})" for key, svc in sorted(catalog.services.items())
     )
+    # Every change kind's own lines come from the registry: a new kind shows up here.
     commands = "\n".join([
         "`/rollback <service>` — the last 10 revisions, with a button to roll back to each",
-        "`/rollback <service> <revision>` — propose a rollback (plan card, a teammate confirms)",
-        "`/rollback <service> <revision> --dry-run` — preview the plan, change nothing",
-        "`/rollback history <service>` — the last 10 rollbacks of a service",
+        *(f"`{line.syntax}` — {line.does}" for line in registry.usage()),
+        "`/rollback history <service>` — the last 10 changes of a service, of every kind",
         "`/rollback verify <service>` — health, metrics and logs now, with a verdict",
         "`/rollback help` — this reference",
     ])
@@ -35,5 +36,5 @@ def help_message(catalog: Catalog) -> Message:
         blocks.append(mrkdwn_section(f"*Stop and escalate if*\n{stops}"))
     blocks.append(context(
         f"Rollbacks run only in channels matching `{catalog.slack.incident_channel_pattern}`."))
-    text = "rollbot quick reference: /rollback <service> [<revision>] [--dry-run]"
+    text = "rollbot quick reference: " + " · ".join(line.syntax for line in registry.usage())
     return Message(text=text, blocks=tuple(blocks))

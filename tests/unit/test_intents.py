@@ -115,3 +115,17 @@ def test_fuzz_command_shaped_words(words: list[str]) -> None:
     result = parse_command(" ".join(words), CATALOG)
     assert isinstance(result, CommandError | HelpIntent | ListRevisionsIntent | HistoryIntent
                       | ChangeIntent)
+
+
+def test_every_kinds_usage_is_in_help_and_in_the_parsers_usage_text() -> None:
+    from bot.changes import registry
+    from bot.messages.help import help_message
+
+    help_text = str(help_message(CATALOG).blocks_json())
+    error = parse_command("help me", CATALOG)
+    assert isinstance(error, CommandError)
+    for line in registry.usage():
+        assert line.syntax in help_text and line.does in help_text
+        assert line.syntax in error.hint
+    for option in registry.options():
+        assert option in help_text
