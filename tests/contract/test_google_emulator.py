@@ -213,8 +213,11 @@ async def test_image_redeploy_creates_revision(
     assert world.serving(API) == {new_name: 100}
     rev = await clients.revisions.get_revision(name=result.latest_created_revision)
     assert rev.containers[0].image == new_image
-    env = {e.name: e.value_source.secret_key_ref.version for e in rev.containers[0].env}
-    assert env == {"API_SECRET_KEY": "2"}  # carried over from the template
+    env = [(e.name, e.value, e.value_source.secret_key_ref.version)
+           for e in rev.containers[0].env]
+    # carried over from the template, in order
+    assert env == [("LOG_LEVEL", "debug", ""), ("FEATURE_X", "true", ""),
+                   ("API_SECRET_KEY", "", "2")]
 
 
 async def test_wait_operation(clients: GoogleClients, emulator: GoogleEmulator) -> None:
