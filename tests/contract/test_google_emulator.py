@@ -220,6 +220,42 @@ async def test_image_redeploy_creates_revision(
                    ("API_SECRET_KEY", "", "2")]
 
 
+async def test_service_template_is_the_newest_revisions_config(
+        clients: GoogleClients, emulator: GoogleEmulator) -> None:
+    world = emulator.world
+    svc = await clients.services.get_service(name=world.service_name(API))
+    rev = await clients.revisions.get_revision(
+        name=world.revision_name(API, "medicalcor-api-00015-abc"))
+    template, revision = run_v2.Service.pb(svc).template, run_v2.Revision.pb(rev)
+    for field in ("containers", "volumes", "scaling", "timeout", "service_account"):
+        assert getattr(template, field) == getattr(revision, field), field
+    assert template.revision == ""
+    assert dict(template.labels) == {"team": "platform"}
+    assert dict(revision.labels)["team"] == "platform"
+
+
+async def test_template_fields_the_emulator_does_not_model_are_refused(
+        clients: GoogleClients, emulator: GoogleEmulator) -> None:
+    svc = await clients.services.get_service(name=emulator.world.service_name(API))
+    svc.template.containers[0].args = ["--verbose"]
+    with pytest.raises(gexc.InvalidArgument, match="does not model"):
+        await clients.services.update_service(service=svc)
+    assert len(emulator.world.services[API].revisions) == 3
+
+
+async def test_renaming_the_template_makes_a_revision(
+        clients: GoogleClients, emulator: GoogleEmulator) -> None:
+    world = emulator.world
+    svc = await clients.services.get_service(name=world.service_name(API))
+    svc.template.revision = "medicalcor-api-00016-new"
+    await (await clients.services.update_service(service=svc)).result(timeout=5)
+    assert "medicalcor-api-00016-new" in world.services[API].revisions
+    svc = await clients.services.get_service(name=world.service_name(API))
+    assert svc.template.revision == "medicalcor-api-00016-new"
+    await (await clients.services.update_service(service=svc)).result(timeout=5)
+    assert len(world.services[API].revisions) == 4  # same name, same template: no change
+
+
 async def test_wait_operation(clients: GoogleClients, emulator: GoogleEmulator) -> None:
     emulator.operation_delay = 0.1
     svc = await clients.services.get_service(name=emulator.world.service_name(API))
