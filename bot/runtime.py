@@ -36,7 +36,10 @@ from integrations.cloud_run import (
     GoogleCloudRun,
     PendingRead,
     Revision,
+    RevisionConfig,
+    ServiceSnapshot,
     ServiceState,
+    TemplateEdit,
 )
 from integrations.gcp import GoogleClients, make_google_clients
 from integrations.google_retry import RetryPolicy
@@ -76,6 +79,24 @@ class ListenerHasNoCloudRun:
         before_change: Callable[[], Awaitable[None]] | None = None,
         read: PendingRead | None = None,
     ) -> ServiceState:
+        raise self._bug()
+
+    async def read_service(self, service: str, region: str) -> ServiceSnapshot:
+        raise self._bug()
+
+    async def get_revision_config(
+        self, service: str, region: str, revision: str) -> RevisionConfig:
+        raise self._bug()
+
+    async def update_service(
+        self, snapshot: ServiceSnapshot, *, traffic: Mapping[str, int] | None = None,
+        to_latest: bool = False, edit: TemplateEdit | None = None,
+        revision_name: str | None = None, labels: Mapping[str, str] | None = None,
+        validate_only: bool = False,
+    ) -> str:
+        raise self._bug()
+
+    async def wait_operation(self, operation_name: str) -> None:
         raise self._bug()
 
 

@@ -1,4 +1,5 @@
-"""Cloud Run: read services and revisions, shift traffic.
+"""Cloud Run: read services and revisions (and what they run with), shift traffic,
+update a service's template.
 
 A small typed interface over google-cloud-run's asyncio clients. Transient
 errors (429, 5xx, deadlines) are retried with tenacity; the GAPIC clients' own
@@ -19,11 +20,26 @@ from google.cloud import run_v2
 from google.longrunning import operations_pb2, operations_pb2_grpc
 from google.protobuf import duration_pb2
 
+from .cloud_run_config import (
+    EnvVar,
+    RevisionConfig,
+    SecretRef,
+    SecretVolume,
+    TemplateEdit,
+    TemplateEditError,
+    config_from_revision,
+    config_from_service,
+    updated_service,
+)
 from .google_retry import TRANSIENT, RetryPolicy, call_with_retry
+
+__all__ = ["EnvVar", "RetryPolicy", "SecretRef", "SecretVolume", "TemplateEdit"]  # re-exported
 
 T = TypeVar("T")
 
 CREATOR_ANNOTATION = "serving.knative.dev/creator"
+
+
 @dataclasses.dataclass(frozen=True)
 class Revision:
     name: str  # short name, e.g. medicalcor-api-00014-def
@@ -67,12 +83,27 @@ class ServiceState:
         return out
 
 
+@dataclasses.dataclass(frozen=True)
+class ServiceSnapshot:
+    """One read of a service: what it serves and what a new revision would run with."""
+
+    state: ServiceState
+    template: RevisionConfig
+    raw: Any  # the run_v2.Service read; update_service sends a copy back (etag included)
+
+    @property
+    def etag(self) -> str:
+        return self.state.etag
+
+
 class CloudRunError(Exception):
     """A Cloud Run call failed; `kind` says how, `message` says it for people."""
 
     def __init__(self, kind: str, message: str, *, transient: bool = False) -> None:
         super().__init__(message)
-        self.kind = kind  # not_found | permission | invalid | unavailable | timeout | error
+        # not_found | permission | invalid | conflict | unavailable | timeout | error;
+        # conflict: the service changed since it was read (re-read and re-check).
+        self.kind = kind
         self.message = message
         self.transient = transient
 
@@ -103,6 +134,16 @@ class CloudRun(Protocol):
         before_change: Callable[[], Awaitable[None]] | None = None,
         read: PendingRead | None = None,
     ) -> ServiceState: ...
+    async def read_service(self, service: str, region: str) -> ServiceSnapshot: ...
+    async def get_revision_config(
+        self, service: str, region: str, revision: str) -> RevisionConfig: ...
+    async def update_service(
+        self, snapshot: ServiceSnapshot, *, traffic: Mapping[str, int] | None = None,
+        to_latest: bool = False, edit: TemplateEdit | None = None,
+        revision_name: str | None = None, labels: Mapping[str, str] | None = None,
+        validate_only: bool = False,
+    ) -> str: ...
+    async def wait_operation(self, operation_name: str) -> None: ...
 
 
 def _short(name: str) -> str:
@@ -154,6 +195,10 @@ def _classify(exc: BaseException) -> CloudRunError:
         return CloudRunError("not_found", f"not found: {exc.message}")
     if isinstance(exc, gexc.PermissionDenied | gexc.Unauthenticated):
         return CloudRunError("permission", f"permission denied: {exc.message}")
+    if isinstance(exc, gexc.Aborted):
+        return CloudRunError("conflict", f"the service changed since it was read: {exc.message}")
+    if isinstance(exc, gexc.AlreadyExists):
+        return CloudRunError("invalid", f"already exists: {exc.message}")
     if isinstance(exc, gexc.InvalidArgument | gexc.FailedPrecondition):
         return CloudRunError("invalid", f"request refused: {exc.message}")
     if isinstance(exc, asyncio.TimeoutError | gexc.DeadlineExceeded):
@@ -231,11 +276,45 @@ class GoogleCloudRun:
         epoch = dt.datetime.min.replace(tzinfo=dt.UTC)
         return sorted(revisions, key=lambda r: r.created or epoch, reverse=True)
 
-    async def get_revision(self, service: str, region: str, revision: str) -> Revision:
+    async def _get_revision(self, service: str, region: str, revision: str) -> run_v2.Revision:
         name = f"{self._service_path(service, region)}/revisions/{revision}"
-        rev = await self._call(
+        return await self._call(
             "GetRevision", lambda: self._revisions.get_revision(name=name, retry=None))
-        return revision_from_proto(rev)
+
+    async def get_revision(self, service: str, region: str, revision: str) -> Revision:
+        return revision_from_proto(await self._get_revision(service, region, revision))
+
+    async def get_revision_config(
+        self, service: str, region: str, revision: str) -> RevisionConfig:
+        return config_from_revision(await self._get_revision(service, region, revision))
+
+    async def read_service(self, service: str, region: str) -> ServiceSnapshot:
+        raw = await self._read(self._service_path(service, region))
+        return ServiceSnapshot(service_from_proto(raw), config_from_service(raw), raw)
+
+    async def update_service(
+        self, snapshot: ServiceSnapshot, *, traffic: Mapping[str, int] | None = None,
+        to_latest: bool = False, edit: TemplateEdit | None = None,
+        revision_name: str | None = None, labels: Mapping[str, str] | None = None,
+        validate_only: bool = False,
+    ) -> str:
+        """Send the service as read in `snapshot`, changed only as asked; return the
+        long-running operation's name ("" when `validate_only`).
+
+        A stale snapshot (someone changed the service since) fails with kind
+        "conflict" and is not retried here: the caller re-reads and re-checks."""
+        try:
+            service = updated_service(snapshot.raw, traffic=traffic, to_latest=to_latest,
+                                      edit=edit, revision_name=revision_name, labels=labels)
+        except TemplateEditError as exc:
+            raise CloudRunError("invalid", f"cannot make this change: {exc}") from exc
+        request = run_v2.UpdateServiceRequest(service=service, validate_only=validate_only)
+
+        async def submit() -> str:
+            operation = await self._services.update_service(request=request, retry=None)
+            return "" if validate_only else str(operation.operation.name)
+
+        return await self._call("UpdateService", submit)
 
     def start_read(self, service: str, region: str) -> PendingRead:
         """Start the read a `set_traffic` of this service begins with, before the caller
@@ -351,3 +430,4 @@ class GoogleCloudRun:
                     raise CloudRunError("error", f"Cloud Run operation {operation_name} "
                                         f"failed: {raw.error.message}")
                 return
+

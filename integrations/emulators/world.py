@@ -17,6 +17,26 @@ UTC = dt.UTC
 
 
 @dataclasses.dataclass
+class EmuEnvVar:
+    """One container env var: a plain value, or a Secret Manager reference."""
+
+    name: str
+    value: str = ""
+    secret: str = ""  # set for a secret ref: short name or projects/P/secrets/S, as sent
+    version: str = ""  # the secret version the ref reads ("latest", "2", ...)
+
+
+@dataclasses.dataclass
+class EmuSecretVolume:
+    """A secret volume, and where the container mounts it."""
+
+    name: str
+    secret: str
+    items: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (path, version)
+    mount_path: str = ""  # "" when the container does not mount it
+
+
+@dataclasses.dataclass
 class EmuRevision:
     """A Cloud Run revision as the emulator knows it."""
 
@@ -29,10 +49,22 @@ class EmuRevision:
     healthy: bool = True
     error_rate: float = 0.001  # share of requests answered 5xx
     p95_latency_ms: float = 120.0
-    env: dict[str, str] = dataclasses.field(default_factory=dict)
-    # secret env var -> (secret name, version) the revision reads
-    secrets: dict[str, tuple[str, str]] = dataclasses.field(default_factory=dict)
+    # What it runs with (the service's template, when it is the newest revision).
+    env: list[EmuEnvVar] = dataclasses.field(default_factory=list)
+    secret_volumes: list[EmuSecretVolume] = dataclasses.field(default_factory=list)
+    cpu: str = "1"
+    memory: str = "512Mi"
+    min_instances: int = 0
+    max_instances: int = 10
+    service_account: str = ""
+    timeout_seconds: int = 300
+    labels: dict[str, str] = dataclasses.field(default_factory=dict)  # user labels only
     annotations: dict[str, str] = dataclasses.field(default_factory=dict)
+    # Created with an explicit template.revision: the service's template then names it.
+    named: bool = False
+
+    def env_var(self, name: str) -> EmuEnvVar | None:
+        return next((e for e in self.env if e.name == name), None)
 
 
 @dataclasses.dataclass
@@ -285,8 +317,31 @@ def default_world(*, bad_latest: bool = False) -> World:
             "2": EmuSecretVersion("2", create_time=start + dt.timedelta(days=1)),
         },
     )
-    api = world.services["medicalcor-api"]
-    for rev in api.revisions.values():
-        rev.secrets["API_SECRET_KEY"] = ("API_SECRET_KEY", "2")
-    api.revisions["medicalcor-api-00013-ghi"].secrets["API_SECRET_KEY"] = ("API_SECRET_KEY", "1")
+    for svc in world.services.values():
+        _configure(svc)
     return world
+
+
+def _configure(svc: EmuService) -> None:
+    """Realistic run config, differing across revisions so a config diff shows something:
+    oldest, middle, newest revision of each default service."""
+    account = f"{svc.name}@medicalcor-prod.iam.gserviceaccount.com"
+    oldest, middle, newest = sorted(svc.revisions.values(), key=lambda r: r.create_time)
+    for rev, log_level, feature_x, secret_version in (
+        (oldest, "info", None, "1"),
+        (middle, "info", "false", "2"),
+        (newest, "debug", "true", "2"),
+    ):
+        rev.env = [EmuEnvVar("LOG_LEVEL", log_level)]
+        if feature_x is not None:
+            rev.env.append(EmuEnvVar("FEATURE_X", feature_x))
+        rev.service_account = account
+        rev.labels = {"team": "platform"}
+        rev.annotations = {"run.googleapis.com/startup-cpu-boost": "true"}
+        if svc.name == "medicalcor-api":
+            rev.env.append(EmuEnvVar("API_SECRET_KEY", secret="API_SECRET_KEY",
+                                     version=secret_version))
+            rev.secret_volumes = [EmuSecretVolume(
+                "api-secret", "API_SECRET_KEY", [("key", secret_version)], "/secrets/api")]
+    newest.memory = "1Gi"
+    newest.max_instances = 20

@@ -213,8 +213,47 @@ async def test_image_redeploy_creates_revision(
     assert world.serving(API) == {new_name: 100}
     rev = await clients.revisions.get_revision(name=result.latest_created_revision)
     assert rev.containers[0].image == new_image
-    env = {e.name: e.value_source.secret_key_ref.version for e in rev.containers[0].env}
-    assert env == {"API_SECRET_KEY": "2"}  # carried over from the template
+    env = [(e.name, e.value, e.value_source.secret_key_ref.version)
+           for e in rev.containers[0].env]
+    # carried over from the template, in order
+    assert env == [("LOG_LEVEL", "debug", ""), ("FEATURE_X", "true", ""),
+                   ("API_SECRET_KEY", "", "2")]
+
+
+async def test_service_template_is_the_newest_revisions_config(
+        clients: GoogleClients, emulator: GoogleEmulator) -> None:
+    world = emulator.world
+    svc = await clients.services.get_service(name=world.service_name(API))
+    rev = await clients.revisions.get_revision(
+        name=world.revision_name(API, "medicalcor-api-00015-abc"))
+    template, revision = run_v2.Service.pb(svc).template, run_v2.Revision.pb(rev)
+    for field in ("containers", "volumes", "scaling", "timeout", "service_account"):
+        assert getattr(template, field) == getattr(revision, field), field
+    assert template.revision == ""
+    assert dict(template.labels) == {"team": "platform"}
+    assert dict(revision.labels)["team"] == "platform"
+
+
+async def test_template_fields_the_emulator_does_not_model_are_refused(
+        clients: GoogleClients, emulator: GoogleEmulator) -> None:
+    svc = await clients.services.get_service(name=emulator.world.service_name(API))
+    svc.template.containers[0].args = ["--verbose"]
+    with pytest.raises(gexc.InvalidArgument, match="does not model"):
+        await clients.services.update_service(service=svc)
+    assert len(emulator.world.services[API].revisions) == 3
+
+
+async def test_renaming_the_template_makes_a_revision(
+        clients: GoogleClients, emulator: GoogleEmulator) -> None:
+    world = emulator.world
+    svc = await clients.services.get_service(name=world.service_name(API))
+    svc.template.revision = "medicalcor-api-00016-new"
+    await (await clients.services.update_service(service=svc)).result(timeout=5)
+    assert "medicalcor-api-00016-new" in world.services[API].revisions
+    svc = await clients.services.get_service(name=world.service_name(API))
+    assert svc.template.revision == "medicalcor-api-00016-new"
+    await (await clients.services.update_service(service=svc)).result(timeout=5)
+    assert len(world.services[API].revisions) == 4  # same name, same template: no change
 
 
 async def test_wait_operation(clients: GoogleClients, emulator: GoogleEmulator) -> None:

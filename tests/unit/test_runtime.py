@@ -10,6 +10,11 @@ from typing import Any
 import pytest
 
 from bot.runtime import ListenerHasNoCloudRun
+from integrations.cloud_run import RevisionConfig, ServiceSnapshot, ServiceState
+
+SNAPSHOT = ServiceSnapshot(
+    ServiceState("medicalcor-api", "", (), "medicalcor-api-00015-abc"),
+    RevisionConfig("", "img", (), (), "", "", 0, 0, "", 0.0, {}, {}), raw=None)
 
 CALLS: list[Callable[[ListenerHasNoCloudRun], Awaitable[Any]]] = [
     lambda c: c.get_service("medicalcor-api", "europe-west3"),
@@ -17,11 +22,18 @@ CALLS: list[Callable[[ListenerHasNoCloudRun], Awaitable[Any]]] = [
     lambda c: c.get_revision("medicalcor-api", "europe-west3", "medicalcor-api-00014-def"),
     lambda c: c.set_traffic("medicalcor-api", "europe-west3", {"medicalcor-api-00014-def": 100}),
     lambda c: asyncio.sleep(0, c.start_read("medicalcor-api", "europe-west3")),
+    lambda c: c.read_service("medicalcor-api", "europe-west3"),
+    lambda c: c.get_revision_config("medicalcor-api", "europe-west3",
+                                    "medicalcor-api-00014-def"),
+    lambda c: c.update_service(SNAPSHOT, traffic={"medicalcor-api-00014-def": 100}),
+    lambda c: c.wait_operation("projects/p/locations/r/operations/o"),
 ]
 
 
 @pytest.mark.parametrize("call", CALLS, ids=["get_service", "list_revisions", "get_revision",
-                                             "set_traffic", "start_read"])
+                                             "set_traffic", "start_read", "read_service",
+                                             "get_revision_config", "update_service",
+                                             "wait_operation"])
 async def test_every_cloud_run_call_from_the_listener_is_refused_as_a_bug(
     call: Callable[[ListenerHasNoCloudRun], Awaitable[Any]],
 ) -> None:

@@ -18,9 +18,11 @@ from ..world import UTC, EmuRevision, EmuService, EmuTrafficTarget, World
 from .cloud_run_messages import (
     etag,
     latest_created,
-    parse_env,
+    revision_config,
     revision_message,
+    same_template,
     service_message,
+    template_message,
 )
 from .common import EmuError, invalid, not_found, paginate
 from .operations import OperationStore
@@ -127,30 +129,50 @@ class CloudRunApi:
         return self._operations.start(location, metadata, complete, self._operation_delay())
 
     def _new_revision(self, svc: EmuService, wanted: Any) -> EmuRevision | None:
-        """The revision an update creates, or None when the template keeps the same image."""
-        containers = wanted.template.containers
-        if not containers or not containers[0].image:
+        """The revision an update creates, or None when the template is the service's own.
+
+        Any field of the template that differs makes a new revision, as does a
+        template.revision naming one that does not exist yet (a rename is a change)."""
+        template = wanted.template
+        if not template.containers or not template.containers[0].image:
             # UpdateService replaces the whole Service unless update_mask says otherwise,
             # so a request without the template is a bug in the caller, not "no change".
             raise invalid("service.template.containers[0].image is required: UpdateService "
                           "replaces the whole Service; get it, change it and send it back, "
                           "or set update_mask to the fields being changed")
-        image = containers[0].image
         latest = latest_created(svc)
-        name = wanted.template.revision
-        if name and name in svc.revisions:
-            if latest is not None and svc.revisions[name].image != image:
-                raise invalid(f"Revision named '{name}' already exists with another image; "
-                              "revision names must be unique.")
+        name = template.revision
+        exists = name in svc.revisions or (svc.name, name) in self._reserved
+        if latest is not None and same_template(template, template_message(latest)) and (
+                not name or exists):
             return None
-        if not name and latest is not None and latest.image == image:
-            return None
+        if name and exists:
+            raise EmuError(grpc.StatusCode.ALREADY_EXISTS,
+                           f"Revision named '{name}' already exists; revision names must "
+                           "be unique (leave service.template.revision empty for a new name).")
         if name and not name.startswith(f"{svc.name}-"):
             raise invalid(f"service.template.revision must start with '{svc.name}-', "
                           f"got '{name}'")
-        plain, secrets = parse_env(list(containers[0].env))
-        return EmuRevision(name=name or self._next_revision_name(svc), image=image,
-                           create_time=dt.datetime.now(UTC), env=plain, secrets=secrets)
+        rev = EmuRevision(name=name or self._next_revision_name(svc),
+                          create_time=dt.datetime.now(UTC), named=bool(name),
+                          **revision_config(template))
+        if not same_template(template, template_message(rev)):
+            raise invalid("service.template sets fields the emulator does not model (it "
+                          "keeps image, env, resources.limits, volume mounts, secret "
+                          "volumes, scaling, service account, timeout, labels, annotations)")
+        self._copy_behaviour(svc, rev, latest)
+        return rev
+
+    @staticmethod
+    def _copy_behaviour(svc: EmuService, rev: EmuRevision, latest: EmuRevision | None) -> None:
+        """How the target app behaves on the new revision: as on the newest revision with
+        the same image, else as on the revision it was derived from."""
+        same_image = [r for r in svc.revisions.values() if r.image == rev.image]
+        source = max(same_image, key=lambda r: r.create_time) if same_image else latest
+        if source is not None:
+            rev.healthy = source.healthy
+            rev.error_rate = source.error_rate
+            rev.p95_latency_ms = source.p95_latency_ms
 
     def _next_revision_name(self, svc: EmuService) -> str:
         taken = set(svc.revisions) | {rev for s, rev in self._reserved if s == svc.name}

@@ -8,9 +8,9 @@ import types
 from typing import Any
 
 from google.cloud import run_v2
-from google.protobuf import timestamp_pb2
+from google.protobuf import duration_pb2, timestamp_pb2
 
-from ..world import EmuRevision, EmuService, EmuTrafficTarget, World
+from ..world import EmuEnvVar, EmuRevision, EmuSecretVolume, EmuService, EmuTrafficTarget, World
 from .common import stable_uid
 
 CREATOR_ANNOTATION = "serving.knative.dev/creator"
@@ -19,8 +19,10 @@ _TYPE = run_v2.TrafficTargetAllocationType
 _STATE = run_v2.Condition.State
 # The raw protobuf classes behind run_v2's proto-plus ones (see service_message).
 _PB = types.SimpleNamespace(**{kind: getattr(run_v2, kind).pb() for kind in (
-    "Condition", "Container", "EnvVar", "EnvVarSource", "Revision", "RevisionTemplate",
-    "SecretKeySelector", "Service", "TrafficTarget", "TrafficTargetStatus")})
+    "Condition", "Container", "EnvVar", "EnvVarSource", "ResourceRequirements", "Revision",
+    "RevisionScaling", "RevisionTemplate", "SecretKeySelector", "SecretVolumeSource",
+    "Service", "TrafficTarget", "TrafficTargetStatus", "VersionToPath", "Volume",
+    "VolumeMount")})
 
 
 def etag(world: World, svc: EmuService) -> str:
@@ -35,27 +37,93 @@ def latest_created(svc: EmuService) -> EmuRevision | None:
 
 
 def env_vars(rev: EmuRevision) -> list[Any]:
-    """A revision's container env as raw protobuf EnvVars (see service_message)."""
-    out = [_PB.EnvVar(name=k, value=v) for k, v in sorted(rev.env.items())]
-    for env_name, (secret, version) in sorted(rev.secrets.items()):
-        ref = _PB.SecretKeySelector(secret=secret, version=version)
-        out.append(_PB.EnvVar(name=env_name, value_source=_PB.EnvVarSource(secret_key_ref=ref)))
+    """A revision's container env as raw protobuf EnvVars, in its order (see service_message)."""
+    out = []
+    for var in rev.env:
+        if var.secret:
+            ref = _PB.SecretKeySelector(secret=var.secret, version=var.version)
+            out.append(_PB.EnvVar(name=var.name,
+                                  value_source=_PB.EnvVarSource(secret_key_ref=ref)))
+        else:
+            out.append(_PB.EnvVar(name=var.name, value=var.value))
     return out
 
 
-def parse_env(env: list[Any]) -> tuple[dict[str, str], dict[str, tuple[str, str]]]:
-    """Container env from a request (run_v2.EnvVar or its protobuf) -> (plain vars, secret
-    refs) as EmuRevision keeps them."""
-    plain: dict[str, str] = {}
-    secrets: dict[str, tuple[str, str]] = {}
-    for var in env:
+def _container(rev: EmuRevision) -> Any:
+    limits = {k: v for k, v in (("cpu", rev.cpu), ("memory", rev.memory)) if v}
+    return _PB.Container(
+        image=rev.image, env=env_vars(rev),
+        resources=_PB.ResourceRequirements(limits=limits),
+        volume_mounts=[_PB.VolumeMount(name=v.name, mount_path=v.mount_path)
+                       for v in rev.secret_volumes if v.mount_path],
+    )
+
+
+def _volumes(rev: EmuRevision) -> list[Any]:
+    return [
+        _PB.Volume(name=v.name, secret=_PB.SecretVolumeSource(
+            secret=v.secret,
+            items=[_PB.VersionToPath(path=path, version=version) for path, version in v.items]))
+        for v in rev.secret_volumes
+    ]
+
+
+def _run_config(rev: EmuRevision) -> dict[str, Any]:
+    """The fields a Revision and a RevisionTemplate share (same names in both)."""
+    return {
+        "scaling": _PB.RevisionScaling(min_instance_count=rev.min_instances,
+                                       max_instance_count=rev.max_instances),
+        "timeout": duration_pb2.Duration(seconds=rev.timeout_seconds),
+        "service_account": rev.service_account,
+        "containers": [_container(rev)],
+        "volumes": _volumes(rev),
+    }
+
+
+def template_message(rev: EmuRevision) -> Any:
+    """The service's template when `rev` is its newest revision (raw protobuf)."""
+    return _PB.RevisionTemplate(
+        revision=rev.name if rev.named else "", labels=rev.labels,
+        annotations=rev.annotations, **_run_config(rev))
+
+
+def revision_config(template: Any) -> dict[str, Any]:
+    """A requested RevisionTemplate (raw protobuf) -> the EmuRevision fields it sets.
+
+    Only what the emulator models: the caller checks that rendering them back gives
+    the same template, so nothing sent is silently dropped."""
+    container = template.containers[0]
+    mounts = {m.name: m.mount_path for m in container.volume_mounts}
+    env = []
+    for var in container.env:
         ref = var.value_source.secret_key_ref
-        if ref.secret:
-            # Cloud Run accepts a short secret name or projects/P/secrets/S.
-            secrets[var.name] = (ref.secret.rsplit("/", 1)[-1], ref.version or "latest")
-        else:
-            plain[var.name] = var.value
-    return plain, secrets
+        env.append(EmuEnvVar(var.name, secret=ref.secret, version=ref.version) if ref.secret
+                   else EmuEnvVar(var.name, var.value))
+    volumes = [
+        EmuSecretVolume(v.name, v.secret.secret,
+                        [(item.path, item.version) for item in v.secret.items],
+                        mounts.get(v.name, ""))
+        for v in template.volumes
+    ]
+    return {
+        "image": container.image, "env": env, "secret_volumes": volumes,
+        "cpu": container.resources.limits.get("cpu", ""),
+        "memory": container.resources.limits.get("memory", ""),
+        "min_instances": template.scaling.min_instance_count,
+        "max_instances": template.scaling.max_instance_count,
+        "service_account": template.service_account,
+        "timeout_seconds": template.timeout.seconds,
+        "labels": dict(template.labels), "annotations": dict(template.annotations),
+    }
+
+
+def same_template(a: Any, b: Any) -> bool:
+    """Two RevisionTemplates (raw protobuf) equal field by field, revision names aside."""
+    a_copy, b_copy = type(a)(), type(b)()
+    a_copy.CopyFrom(a)
+    b_copy.CopyFrom(b)
+    a_copy.revision = b_copy.revision = ""
+    return bool(a_copy == b_copy)
 
 
 def _timestamp(when: dt.datetime) -> timestamp_pb2.Timestamp:
@@ -105,10 +173,7 @@ def service_message(world: World, svc: EmuService, *, reconciling: bool = False)
         )
         for target, emu in zip(traffic, svc.traffic, strict=True)
     ]
-    template = _PB.RevisionTemplate()
-    if newest is not None:
-        template = _PB.RevisionTemplate(containers=[
-            _PB.Container(image=newest.image, env=env_vars(newest))])
+    template = template_message(newest) if newest is not None else _PB.RevisionTemplate()
     terminal = _condition("Ready", ready, svc.update_time, not_ready)
     # Built as protobuf messages and wrapped once: proto-plus marshals every field of
     # every nested message in Python, which made each answer cost about a millisecond.
@@ -150,6 +215,7 @@ def revision_message(world: World, svc: EmuService, rev: EmuRevision) -> run_v2.
         observed_generation=1,
         service=svc.name,
         labels={
+            **rev.labels,
             "serving.knative.dev/service": svc.name,
             "cloud.googleapis.com/location": world.region,
         },
@@ -157,7 +223,7 @@ def revision_message(world: World, svc: EmuService, rev: EmuRevision) -> run_v2.
         creator=rev.creator,
         create_time=_timestamp(rev.create_time),
         update_time=_timestamp(rev.create_time),
-        containers=[_PB.Container(image=rev.image, env=env_vars(rev))],
+        **_run_config(rev),
         conditions=[_condition("Ready", rev.ready, rev.create_time, failure)],
         log_uri=(f"https://console.cloud.google.com/logs/viewer?project={world.project}"
                  f"&resource=cloud_run_revision/revision_name/{rev.name}"),
