@@ -22,6 +22,8 @@ from pydantic import (
     field_validator,
 )
 
+from bot.masking import SECRET_ENV_PATTERNS_DEFAULT
+
 SLACK_ID = re.compile(r"^[UWS][A-Z0-9]{2,}$")  # user (U/W) or user group (S)
 
 
@@ -185,6 +187,22 @@ class ServiceSection(_Strict):
         return values
 
 
+class MaskingSection(_Strict):
+    """Env vars whose plain values rollbot never shows: globs on the key, any case."""
+
+    secret_env_patterns: list[str] = Field(
+        default_factory=lambda: list(SECRET_ENV_PATTERNS_DEFAULT), min_length=1)
+
+    @field_validator("secret_env_patterns")
+    @classmethod
+    def _globs(cls, values: list[str]) -> list[str]:
+        bad = [v for v in values if not v.strip() or v != v.strip()]
+        if bad:
+            raise ValueError(f"{', '.join(map(repr, bad))}: expected a glob on the env var "
+                             "name without surrounding spaces, e.g. \"*SECRET*\"")
+        return values
+
+
 class RunbookSection(_Strict):
     """The customer's process, shipped as data operators edit."""
 
@@ -199,6 +217,7 @@ class Catalog(_Strict):
     slack: SlackSection = Field(default_factory=SlackSection)
     services: dict[str, ServiceSection] = Field(min_length=1)
     runbook: RunbookSection = Field(default_factory=RunbookSection)
+    masking: MaskingSection = Field(default_factory=MaskingSection)
 
     @field_validator("services")
     @classmethod

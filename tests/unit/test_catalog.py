@@ -55,3 +55,27 @@ def test_errors_name_the_file_and_the_key(text: str, expected: str) -> None:
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(CatalogError, match=r"not found.*ROLLBOT_CONFIG"):
         load_catalog(tmp_path / "nope.toml")
+
+
+def test_masking_defaults_and_override() -> None:
+    assert parse_catalog(VALID).masking.secret_env_patterns == [
+        "*SECRET*", "*TOKEN*", "*KEY*", "*PASSWORD*"]
+    custom = parse_catalog(VALID + '[masking]\nsecret_env_patterns = ["*DSN*"]\n')
+    assert custom.masking.secret_env_patterns == ["*DSN*"]
+    example = load_catalog(Path(__file__).parents[2] / "rollbot.toml")
+    assert example.masking.secret_env_patterns == ["*SECRET*", "*TOKEN*", "*KEY*", "*PASSWORD*"]
+
+
+@pytest.mark.parametrize(("masking", "key", "message"), [
+    ("secret_env_patterns = []", "masking.secret_env_patterns", "at least 1"),
+    ('secret_env_patterns = [""]', "masking.secret_env_patterns", "expected a glob"),
+    ('secret_env_patterns = [" *KEY*"]', "masking.secret_env_patterns", "surrounding spaces"),
+    ("secret_env_patterns = [3]", "masking.secret_env_patterns.0", "valid string"),
+    ('secret_env_patterns = "*KEY*"', "masking.secret_env_patterns", "valid list"),
+    ('patterns = ["*KEY*"]', "masking.patterns", "Extra inputs"),
+])
+def test_masking_errors_name_the_key(masking: str, key: str, message: str) -> None:
+    with pytest.raises(CatalogError) as info:
+        parse_catalog(f"{VALID}[masking]\n{masking}\n", "ops/rollbot.toml")
+    assert f"  {key}: " in str(info.value)
+    assert message in str(info.value)
