@@ -9,6 +9,8 @@ class KindName(StrEnum):
     """Change kinds (bot/changes/kinds/): stored in `changes.kind`, never renamed."""
 
     TRAFFIC = "traffic"
+    IMAGE = "image"
+    ENV = "env"
 
 
 class RevisionListAction(StrEnum):

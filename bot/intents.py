@@ -10,15 +10,16 @@ import dataclasses
 
 from bot.catalog import Catalog
 from bot.changes import registry
-from bot.changes.kind import ChangeRequest
-from bot.parsing import CommandError, known_services, shorten
+from bot.changes.kind import ChangeKind, ChangeRequest
+from bot.parsing import CommandError, known_services, resolve_revision, shorten
 
-__all__ = ["ChangeIntent", "CommandError", "HelpIntent", "HistoryIntent", "Intent",
-           "ListRevisionsIntent", "VerifyIntent", "parse_command", "usage"]
+__all__ = ["ChangeIntent", "CommandError", "DiffIntent", "EnvIntent", "HelpIntent",
+           "HistoryIntent", "Intent", "ListRevisionsIntent", "VerifyIntent", "parse_command",
+           "usage"]
 
 MAX_TEXT = 500
 
-SUBCOMMANDS = ("help", "history", "verify")
+SUBCOMMANDS = ("help", "history", "verify", "diff", *registry.subcommands())
 DRY_RUN = "--dry-run"
 
 
@@ -49,7 +50,24 @@ class VerifyIntent:
     service: str
 
 
-Intent = HelpIntent | ListRevisionsIntent | HistoryIntent | ChangeIntent | VerifyIntent
+@dataclasses.dataclass(frozen=True)
+class EnvIntent:
+    """`/rollback env <service> [KEY]`: show env values across revisions (masked)."""
+
+    service: str
+    key: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class DiffIntent:
+    """`/rollback diff <service> <revision>`: what going back to it would bring back."""
+
+    service: str
+    revision: str
+
+
+Intent = (HelpIntent | ListRevisionsIntent | HistoryIntent | ChangeIntent | VerifyIntent
+          | EnvIntent | DiffIntent)
 
 
 def usage(catalog: Catalog) -> str:
@@ -58,6 +76,7 @@ def usage(catalog: Catalog) -> str:
     return (
         f"Usage: `/rollback <service>` lists revisions · {kinds} · "
         "`/rollback history <service>` · `/rollback verify <service>` · "
+        "`/rollback diff <service> <revision>` · "
         f"`/rollback help`. Services: {services}."
     )
 
@@ -115,6 +134,11 @@ def parse_command(text: str, catalog: Catalog) -> Intent | CommandError:
             return CommandError(f"Unknown service `{shorten(rest[0])}`.", known_services(catalog))
         return HistoryIntent(service) if head == "history" else VerifyIntent(service)
 
+    if head == "diff":
+        return _diff(catalog, rest, options, dry_run)
+    if head in registry.subcommands():
+        return _subcommand(catalog, head, rest, options, dry_run)
+
     if head not in catalog.services:
         return CommandError(
             f"Unknown service or command `{shorten(args[0])}`.",
@@ -126,9 +150,61 @@ def parse_command(text: str, catalog: Catalog) -> Intent | CommandError:
                                 f"For example `/rollback {head} 00014-def --dry-run`.")
         return ListRevisionsIntent(head)
     for kind in registry.KINDS:
+        if getattr(kind, "subcommand", None):
+            continue
         request = kind.parse(catalog, head, rest, options)
-        if isinstance(request, CommandError):
-            return request
         if request is not None:
-            return ChangeIntent(dataclasses.replace(request, dry_run=dry_run))
+            return _claimed(kind, request, options, dry_run)
     return CommandError(f"Nothing to do with `{shorten(' '.join(args))}`.", usage(catalog))
+
+
+def _claimed(kind: ChangeKind, request: ChangeRequest | CommandError,
+             options: dict[str, str | None], dry_run: bool) -> Intent | CommandError:
+    """The kind's request, unless an option of another kind came with it."""
+    if isinstance(request, CommandError):
+        return request
+    stray = [option for option in options if option not in kind.options]
+    if stray:
+        return CommandError(f"`{stray[0]}` does not go with this command.",
+                            usage_of(stray[0]))
+    return ChangeIntent(dataclasses.replace(request, dry_run=dry_run))
+
+
+def _service(catalog: Catalog, word: str | None, command: str) -> str | CommandError:
+    if word is None:
+        return CommandError(f"`{command}` needs a service.",
+                            f"For example `/rollback {command} api`. {known_services(catalog)}")
+    if word.lower() not in catalog.services:
+        return CommandError(f"Unknown service `{shorten(word)}`.", known_services(catalog))
+    return word.lower()
+
+
+def _diff(catalog: Catalog, rest: list[str], options: dict[str, str | None],
+          dry_run: bool) -> Intent | CommandError:
+    example = "For example `/rollback diff api 00014-def`."
+    if len(rest) != 2 or options or dry_run:
+        return CommandError("`diff` takes a service and a revision.", example)
+    service = _service(catalog, rest[0], "diff")
+    if isinstance(service, CommandError):
+        return service
+    revision = resolve_revision(catalog, service, rest[1].lower())
+    if isinstance(revision, CommandError):
+        return revision
+    return DiffIntent(service, revision)
+
+
+def _subcommand(catalog: Catalog, head: str, rest: list[str],
+                options: dict[str, str | None], dry_run: bool) -> Intent | CommandError:
+    """`/rollback env <service> …`: a kind's own subcommand. Without a change to make
+    (no `=`, no option) it only shows values."""
+    service = _service(catalog, rest[0] if rest else None, head)
+    if isinstance(service, CommandError):
+        return service
+    words = rest[1:]
+    if not options and not dry_run and len(words) <= 1 and not any("=" in w for w in words):
+        return EnvIntent(service, words[0] if words else None)
+    kind = registry.subcommands()[head]
+    request = kind.parse(catalog, service, words, options)
+    if request is None:
+        return CommandError(f"Nothing to do with `{shorten(' '.join(rest))}`.", usage(catalog))
+    return _claimed(kind, request, options, dry_run)

@@ -15,7 +15,7 @@ import procrastinate
 import psycopg
 import psycopg_pool
 
-from bot import history_view, revisions_view
+from bot import config_views, history_view, revisions_view
 from bot.changes.kind import ChangeRequest
 from bot.deps import from_context
 from bot.ids import KindName
@@ -31,6 +31,8 @@ from bot.jobs_names import (
     LIST_REVISIONS,
     MAINTENANCE,
     PROPOSE,
+    SHOW_DIFF,
+    SHOW_ENV,
     VERIFY,
     VERIFY_NOW,
 )
@@ -59,6 +61,17 @@ async def list_revisions_job(context: procrastinate.JobContext, *, service: str,
 async def history_job(context: procrastinate.JobContext, *, service: str,
                       command: dict[str, str]) -> None:
     await history_view.show_history(from_context(context), service, SlashCommand(**command))
+
+
+async def show_env_job(context: procrastinate.JobContext, *, service: str, key: str | None,
+                       command: dict[str, str]) -> None:
+    await config_views.show_env(from_context(context), service, key, SlashCommand(**command))
+
+
+async def show_diff_job(context: procrastinate.JobContext, *, service: str, revision: str,
+                        command: dict[str, str]) -> None:
+    await config_views.show_diff(from_context(context), service, revision,
+                                 SlashCommand(**command))
 
 
 async def propose_job(context: procrastinate.JobContext, *, service: str, dry_run: bool,
@@ -123,6 +136,8 @@ async def maintenance_job(context: procrastinate.JobContext, timestamp: int) -> 
 TASKS: dict[str, tuple[Callable[..., Awaitable[Any]], str]] = {
     LIST_REVISIONS: (list_revisions_job, "interactive"),
     HISTORY: (history_job, "interactive"),
+    SHOW_ENV: (show_env_job, "interactive"),
+    SHOW_DIFF: (show_diff_job, "interactive"),
     PROPOSE: (propose_job, "interactive"),
     CONFIRM: (confirm_job, "interactive"),
     CANCEL: (cancel_job, "interactive"),

@@ -24,7 +24,7 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -82,6 +82,30 @@ _TOKEN_PATTERNS = (
     (re.compile(r"(https://hooks\.slack\.com/(?:commands|actions|services|triggers))/\S+"),
      rf"\1/{REDACTED}"),
 )
+_env_patterns: tuple[tuple[re.Pattern[str], str], ...] = ()
+
+
+def _name_regex(glob: str) -> str:
+    """A glob on an env var name as a regex matching one whole name."""
+    parts = {"*": "[A-Za-z0-9_]*", "?": "[A-Za-z0-9_]"}
+    return "".join(parts.get(char, re.escape(char)) for char in glob)
+
+
+def register_secret_env_patterns(globs: Iterable[str]) -> None:
+    """Redact the values of env vars whose names match these globs (the catalog's
+    `[masking] secret_env_patterns`) wherever a line shows one: as typed
+    (`API_KEY=value`) or as a change request's arguments (`'key': 'API_KEY', 'value': …`)."""
+    global _env_patterns
+    names = "|".join(_name_regex(glob) for glob in globs)
+    if not names:
+        _env_patterns = ()
+        return
+    name = rf"(?:{names})"
+    _env_patterns = (
+        (re.compile(rf"\b({name})=[^\s\"',}}]+", re.IGNORECASE), rf"\1={REDACTED}"),
+        (re.compile(rf"""(['"]key['"]:\s*['"]{name}['"],\s*['"]value['"]:\s*)(['"])"""
+                    rf"""(?:(?!\2).)*\2""", re.IGNORECASE), rf"\1'{REDACTED}'"),
+    )
 _secret_values: tuple[str, ...] = ()
 _secret_pattern: re.Pattern[str] | None = None
 
@@ -117,7 +141,7 @@ def url_passwords(*urls: str) -> tuple[str, ...]:
 def redact(text: str) -> str:
     if _secret_pattern is not None:
         text = _secret_pattern.sub(REDACTED, text)
-    for pattern, replacement in _TOKEN_PATTERNS:
+    for pattern, replacement in (*_TOKEN_PATTERNS, *_env_patterns):
         text = pattern.sub(replacement, text)
     return text
 

@@ -14,6 +14,8 @@ from bot.inbound import ButtonClick, SlashCommand
 from bot.intents import (
     ChangeIntent,
     CommandError,
+    DiffIntent,
+    EnvIntent,
     HelpIntent,
     HistoryIntent,
     Intent,
@@ -27,6 +29,8 @@ from bot.jobs_names import (
     HISTORY,
     LIST_REVISIONS,
     PROPOSE,
+    SHOW_DIFF,
+    SHOW_ENV,
     VERIFY_NOW,
 )
 from bot.messages import refusals
@@ -71,6 +75,12 @@ def hand_off_command(deps: Deps, intent: Intent, command: SlashCommand,
     elif isinstance(intent, HistoryIntent):
         deps.handoffs.hand_off(HISTORY, on_failure=on_failure,
                                service=intent.service, command=args)
+    elif isinstance(intent, EnvIntent):
+        deps.handoffs.hand_off(SHOW_ENV, on_failure=on_failure, service=intent.service,
+                               key=intent.key, command=args)
+    elif isinstance(intent, DiffIntent):
+        deps.handoffs.hand_off(SHOW_DIFF, on_failure=on_failure, service=intent.service,
+                               revision=intent.revision, command=args)
     elif isinstance(intent, ChangeIntent):
         request = intent.request
         deps.handoffs.hand_off(PROPOSE, on_failure=on_failure, service=request.service,

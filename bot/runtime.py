@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
@@ -24,7 +24,7 @@ from bot.defer import BatchDeferrer
 from bot.deps import DEPS_KEY, Deps
 from bot.dispatch import Dispatcher
 from bot.jobs import build_job_app
-from bot.logs import register_secret_values, url_passwords
+from bot.logs import register_secret_env_patterns, register_secret_values, url_passwords
 from bot.metrics import cloud_run_call
 from bot.slack_out import SlackOut
 from bot.stores.db import check_database, open_pool
@@ -34,7 +34,6 @@ from bot.workflow import recovery
 from integrations.cloud_run import (
     CloudRun,
     GoogleCloudRun,
-    PendingRead,
     Revision,
     RevisionConfig,
     ServiceSnapshot,
@@ -69,16 +68,6 @@ class ListenerHasNoCloudRun:
         raise self._bug()
 
     async def get_revision(self, service: str, region: str, revision: str) -> Revision:
-        raise self._bug()
-
-    def start_read(self, service: str, region: str) -> PendingRead:
-        raise self._bug()
-
-    async def set_traffic(
-        self, service: str, region: str, percents: Mapping[str, int], *,
-        before_change: Callable[[], Awaitable[None]] | None = None,
-        read: PendingRead | None = None,
-    ) -> ServiceState:
         raise self._bug()
 
     async def read_service(self, service: str, region: str) -> ServiceSnapshot:
@@ -122,6 +111,7 @@ class Runtime:
             settings.slack_app_token.get_secret_value(),
             *url_passwords(settings.database_url, settings.redis_url),
         )
+        register_secret_env_patterns(catalog.masking.secret_env_patterns)
         await migrate(settings.database_url)
         pool = await open_pool(settings.database_url)
         redis = await open_redis(settings.redis_url)

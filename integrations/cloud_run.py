@@ -108,32 +108,12 @@ class CloudRunError(Exception):
         self.transient = transient
 
 
-class PendingRead:
-    """A read of a service started ahead of the `set_traffic` that will use it (see
-    `CloudRun.start_read`). Whoever starts one cancels it if it goes unused."""
-
-    def __init__(self, name: str, task: asyncio.Future[Any]) -> None:
-        self.name = name  # projects/P/locations/R/services/S
-        self.task = task
-        # An unused read that failed must not be logged as never retrieved.
-        task.add_done_callback(lambda t: t.cancelled() or t.exception())
-
-    def cancel(self) -> None:
-        self.task.cancel()
-
-
 class CloudRun(Protocol):
     async def get_service(self, service: str, region: str) -> ServiceState: ...
     async def list_revisions(
         self, service: str, region: str, limit: int = 10
     ) -> list[Revision]: ...
     async def get_revision(self, service: str, region: str, revision: str) -> Revision: ...
-    def start_read(self, service: str, region: str) -> PendingRead: ...
-    async def set_traffic(
-        self, service: str, region: str, percents: Mapping[str, int], *,
-        before_change: Callable[[], Awaitable[None]] | None = None,
-        read: PendingRead | None = None,
-    ) -> ServiceState: ...
     async def read_service(self, service: str, region: str) -> ServiceSnapshot: ...
     async def get_revision_config(
         self, service: str, region: str, revision: str) -> RevisionConfig: ...
@@ -209,11 +189,6 @@ def _classify(exc: BaseException) -> CloudRunError:
     if isinstance(exc, gexc.GoogleAPICallError):
         return CloudRunError("error", f"Cloud Run error: {exc.message}")
     return CloudRunError("error", f"Cloud Run error: {type(exc).__name__}: {exc}")
-
-
-# Event-loop turns from starting a call to its request being sent (tenacity, the GAPIC
-# wrapper and grpc.aio's own task; measured with grpcio 1.85, google-api-core 2.44).
-_TURNS_TO_SEND = 3
 
 
 class GoogleCloudRun:
@@ -315,76 +290,6 @@ class GoogleCloudRun:
             return "" if validate_only else str(operation.operation.name)
 
         return await self._call("UpdateService", submit)
-
-    def start_read(self, service: str, region: str) -> PendingRead:
-        """Start the read a `set_traffic` of this service begins with, before the caller
-        knows it will make one (e.g. while it loads the rollback a click names)."""
-        name = self._service_path(service, region)
-        return PendingRead(name, asyncio.ensure_future(self._read(name)))
-
-    async def set_traffic(
-        self, service: str, region: str, percents: Mapping[str, int], *,
-        before_change: Callable[[], Awaitable[None]] | None = None,
-        read: PendingRead | None = None,
-    ) -> ServiceState:
-        """Route traffic to named revisions, wait for Cloud Run to finish, read it back.
-
-        `before_change` (the caller's must-happen-first work, e.g. its audit row)
-        runs while the service is read, and the update is sent only once it has
-        returned: if it raises, nothing is changed and its exception propagates.
-        A read error is raised only after `before_change` has finished. `read`: one
-        started already by `start_read`, used if it is of this service (else cancelled).
-        """
-        name = self._service_path(service, region)
-        revision_type = run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION
-        traffic = [
-            run_v2.TrafficTarget(type_=revision_type, revision=rev, percent=pct)
-            for rev, pct in percents.items()
-        ]
-
-        async def read_service() -> run_v2.Service:
-            return await self._services.get_service(name=name, retry=None)
-
-        async def update(svc: run_v2.Service) -> str:
-            svc.traffic = traffic
-            operation = await self._services.update_service(
-                request=run_v2.UpdateServiceRequest(service=svc), retry=None)
-            return str(operation.operation.name)
-
-        # The read overlaps before_change: it is most of the wait before the update.
-        if read is not None and read.name != name:
-            read.cancel()
-            read = None
-        early = read.task if read is not None else asyncio.ensure_future(self._read(name))
-        if before_change is not None:
-            if read is None:
-                # Let the read go out first: its task builds the gRPC call, whose own
-                # task sends it; before_change's first steps (a database round trip)
-                # would otherwise run in between and delay it.
-                for _ in range(_TURNS_TO_SEND):
-                    await asyncio.sleep(0)
-            try:
-                await before_change()
-            except BaseException:
-                early.cancel()
-                await asyncio.gather(early, return_exceptions=True)
-                raise
-        unused = [await early]
-
-        async def submit() -> str:
-            # A retry re-reads (fresh etag). The early read may predate
-            # before_change by a while: if the service changed meanwhile (ABORTED,
-            # etag mismatch), read again once, as a read made now would have.
-            if not unused:
-                return await update(await read_service())
-            try:
-                return await update(unused.pop())
-            except gexc.Aborted:
-                return await update(await read_service())
-
-        operation_name = await self._call("UpdateService", submit)
-        await self.wait_operation(operation_name)
-        return await self.get_service(service, region)
 
     def _wait_once(
         self, request: operations_pb2.WaitOperationRequest, timeout: float

@@ -5,12 +5,14 @@ Adding a kind is a line here (see docs/architecture.md, "Adding a change kind").
 from __future__ import annotations
 
 from bot.changes.kind import ChangeKind, ChangeRequest, Usage
+from bot.changes.kinds.env import EnvKind
+from bot.changes.kinds.image import ImageKind
 from bot.changes.kinds.traffic import TrafficKind
 from bot.ids import KindName
 
 # Parsing asks each kind in this order; traffic (`/rollback <service> <revision>`)
 # takes what no other kind's option claimed, so it comes last.
-KINDS: tuple[ChangeKind, ...] = (TrafficKind(),)
+KINDS: tuple[ChangeKind, ...] = (ImageKind(), EnvKind(), TrafficKind())
 
 _BY_NAME: dict[str, ChangeKind] = {kind.name: kind for kind in KINDS}
 
@@ -29,6 +31,11 @@ def kind_named(name: str) -> ChangeKind:
 def options() -> dict[str, bool]:
     """Every kind's `--option` -> whether it takes a value."""
     return {option: takes for kind in KINDS for option, takes in kind.options.items()}
+
+
+def subcommands() -> dict[str, ChangeKind]:
+    """`/rollback <word> <service> …` words that belong to a kind (e.g. `env`)."""
+    return {word: kind for kind in KINDS if (word := getattr(kind, "subcommand", None))}
 
 
 def usage() -> list[Usage]:

@@ -109,9 +109,10 @@ def _check_item(item: CheckItem) -> str:
     return line + (f" — {esc(item.detail)}" if item.detail else "")
 
 
-def _revision_field(label: str, facts: RevisionFacts | None) -> str:
+def _revision_field(label: str, facts: RevisionFacts | None,
+                    missing: str = "nothing serving") -> str:
     if facts is None:
-        return f"*{label}*\nnothing serving"
+        return f"*{label}*\n{missing}"
     creator = f" by {esc(facts.creator)}" if facts.creator else ""
     ready = "Ready ✅" if facts.ready else "❌ NOT Ready"
     return clip(
@@ -185,7 +186,7 @@ def plan_card(
     blocks.append(SectionBlock(fields=[serving, will]))
     blocks.append(SectionBlock(fields=[
         _revision_field("Current", plan.current),
-        _revision_field("Target", plan.target),
+        _revision_field("Target", plan.target, "a new revision, created on Confirm"),
     ]))
     if plan.changes:
         lines = "\n".join(f"• {esc(line)}" for line in plan.changes)

@@ -28,6 +28,7 @@ from bot.changes.registry import kind_named
 from bot.deps import Deps
 from bot.messages.thread import announcement, drift_message, recovery_note, verdict
 from bot.metrics import record_rollback_outcome
+from bot.plans import Plan
 from bot.workflow import verify
 from bot.workflow.posting import ChangeView, in_thread
 
@@ -119,6 +120,7 @@ async def _announce_and_start(deps: Deps, change: Change, view: ChangeView,
         executing = await deps.changes.set_fields(
             change.id, thread_ts=change.thread_ts) or change
     else:
+        plan = Plan.from_json(change.plan)  # its words are masked; the spec may not be
         async with deps.pool.connection() as conn, conn.transaction():
             moved = await deps.changes.transition(
                 change.id, State.CONFIRMED, State.EXECUTING, conn=conn,
@@ -129,7 +131,8 @@ async def _announce_and_start(deps: Deps, change: Change, view: ChangeView,
                 conn=conn, actor="rollbot", action=_audited(change, "change_started"),
                 service=change.service,
                 change_id=change.id,
-                details={"kind": change.kind, "before": change.before, "spec": change.spec})
+                details={"kind": change.kind, "headline": plan.headline,
+                         "changes": list(plan.changes), "before": change.before})
         executing = moved
     # The card and the summary follow while the change runs, off the critical path.
     view.card(executing)

@@ -8,6 +8,7 @@ import dataclasses
 import datetime as dt
 import logging
 from functools import partial
+from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
@@ -22,7 +23,7 @@ from bot.jobs_names import BASELINE
 from bot.messages import refusals
 from bot.messages.base import ephemeral_error
 from bot.messages.plan import plan_card
-from bot.plans import PlanError
+from bot.plans import Plan, PlanError
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,13 @@ async def propose(deps: Deps, request: ChangeRequest, command: SlashCommand) -> 
         await _preview(deps, kind, planned, request, command)
         return
     await _open_proposal(deps, planned, request, command)
+
+
+def _audited(kind: str, plan: Plan, before: dict[str, Any]) -> dict[str, Any]:
+    """What the audit keeps of a proposal: the plan's words (masked by its kind), never
+    the spec, which may hold a value typed for a secret-looking env var."""
+    return {"kind": kind, "headline": plan.headline, "changes": list(plan.changes),
+            "before": before}
 
 
 async def _say_undo(deps: Deps, planned: PlannedChange, undo_of: int) -> PlannedChange:
@@ -136,7 +144,7 @@ async def _open_proposal(deps: Deps, planned: PlannedChange, request: ChangeRequ
             await deps.audit.record(
                 conn=conn, actor=command.user_id, action="propose", service=plan.service,
                 change_id=change.id,
-                details={"kind": request.kind, "spec": spec, "before": planned.before})
+                details=_audited(request.kind, plan, planned.before))
             # The baseline (what the service looks like before any change) starts with
             # the change, before its card is out: a Confirm may come the moment it is.
             await deps.jobs.configure_task(BASELINE, connection=conn).defer_async(

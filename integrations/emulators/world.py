@@ -341,6 +341,8 @@ def _configure(svc: EmuService) -> None:
         if svc.name == "medicalcor-api":
             rev.env.append(EmuEnvVar("API_SECRET_KEY", secret="API_SECRET_KEY",
                                      version=secret_version))
+            # A plain value under a secret-looking name: rollbot must mask it everywhere.
+            rev.env.append(EmuEnvVar("WEBHOOK_TOKEN", f"whk_live_{rev.name[-9:]}_s3cr3t"))
             rev.secret_volumes = [EmuSecretVolume(
                 "api-secret", "API_SECRET_KEY", [("key", secret_version)], "/secrets/api")]
     newest.memory = "1Gi"

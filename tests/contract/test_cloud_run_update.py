@@ -65,7 +65,8 @@ async def test_read_service_returns_what_a_new_revision_would_run_with(
     assert config.revision == ""  # the newest revision was named by Cloud Run
     assert config.image == IMAGE.format("v1.3.0")
     assert config.env == (EnvVar("LOG_LEVEL", "debug"), EnvVar("FEATURE_X", "true"),
-                          EnvVar("API_SECRET_KEY", secret=SecretRef("API_SECRET_KEY", "2")))
+                          EnvVar("API_SECRET_KEY", secret=SecretRef("API_SECRET_KEY", "2")),
+                          EnvVar("WEBHOOK_TOKEN", "whk_live_00015-abc_s3cr3t"))
     assert config.env_value("FEATURE_X") == EnvVar("FEATURE_X", "true")
     assert config.env_value("NOPE") is None
     assert config.secret_volumes == (

@@ -102,3 +102,15 @@ def test_rejects_unsupported(text: str, named: str) -> None:
     with pytest.raises(FilterError) as info:
         parse_filter(text)
     assert named in str(info.value)
+
+
+def test_secret_looking_env_values_are_redacted_as_typed_and_as_job_arguments() -> None:
+    from bot.logs import redact, register_secret_env_patterns
+
+    register_secret_env_patterns(["*SECRET*", "*TOKEN*", "*KEY*", "*PASSWORD*"])
+    text = redact('text="env api API_SECRET_KEY=hunter2hunter2 LOG_LEVEL=debug" '
+                  "args={'key': 'WEBHOOK_TOKEN', 'value': 'whk_n3w'} "
+                  "{'key': 'LOG_LEVEL', 'value': 'info'}")
+    assert "hunter2" not in text and "API_SECRET_KEY=[redacted]" in text
+    assert "whk_n3w" not in text and "'key': 'WEBHOOK_TOKEN', 'value': '[redacted]'" in text
+    assert "LOG_LEVEL=debug" in text and "'value': 'info'" in text

@@ -11,17 +11,20 @@ after:  {traffic: {revision: percent}}                  read back after the chan
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
 from bot.catalog import Catalog
-from bot.changes.kind import Applied, ChangeRequest, PlannedChange, Prefetch, Usage
+from bot.changes.kind import Applied, ChangeRequest, PlanDrift, PlannedChange, Prefetch, Usage
 from bot.changes.kinds import cloud_run_common as common
 from bot.changes.model import Change
+from bot.config_diff import diff_configs, short_summary
 from bot.deps import Deps
 from bot.ids import KindName
+from bot.masking import Masker
 from bot.parsing import CommandError, resolve_revision, shorten
 from bot.plans import (
     CheckItem,
@@ -36,10 +39,11 @@ from bot.plans import (
     traffic_plain,
 )
 from bot.verification import serving_check
-from integrations.cloud_run import CloudRunError
+from integrations.cloud_run import CloudRunError, ServiceState
 from integrations.http_checks import CheckResult
 
 TO_LATEST = "--to-latest"
+_UPDATE_ATTEMPTS = 2  # a stale etag (someone else's edit) is re-read and re-checked once
 
 
 class TrafficKind:
@@ -95,6 +99,7 @@ class TrafficKind:
                     f"`/rollback {request.service}` lists the revisions you can roll back to.")
             return cloud_run_problem(exc, request.service, facts.cloud_run_service)
         single = len(wanted) == 1
+        also = await _also_changes(deps, facts, main)
         not_ready = [r.name for r in (target, *others) if not r.ready]
         if not not_ready:
             ready = "Ready"
@@ -125,6 +130,7 @@ class TrafficKind:
             headline=f"{request.service} → {main if single else traffic_plain(wanted)}",
             action=f"rollback of {request.service} to {words}",
             will_serve="" if single else traffic_plain(wanted),
+            changes=(f"also changes: {also}",) if also else (),
             command=(f"gcloud run services update-traffic {facts.cloud_run_service} "
                      f"--region={facts.region} --to-revisions="
                      + ",".join(f"{rev}={pct}" for rev, pct in wanted.items())),
@@ -139,7 +145,7 @@ class TrafficKind:
     async def _plan_latest(self, deps: Deps, request: ChangeRequest,
                            facts: ServiceFacts) -> PlannedChange | PlanError:
         latest = facts.state.latest_ready_revision
-        on_latest = any(t.latest and t.percent == 100 for t in facts.state.traffic)
+        on_latest = common.on_latest(facts.state)
         try:
             target = await deps.cloud_run.get_revision(facts.cloud_run_service, facts.region,
                                                        latest)
@@ -182,30 +188,50 @@ class TrafficKind:
         return {"cloud_run_service": facts.cloud_run_service, "region": facts.region, **change}
 
     async def dry_run(self, deps: Deps, planned: PlannedChange) -> str | None:
-        return None  # Cloud Run's validate_only comes with the template updates
+        spec = planned.spec
+        try:
+            snapshot = await deps.cloud_run.read_service(spec["cloud_run_service"],
+                                                         spec["region"])
+            await deps.cloud_run.update_service(snapshot, validate_only=True,
+                                                **_routing(spec))
+        except CloudRunError as exc:
+            return f"Cloud Run refused it: {exc.message}"
+        return "Cloud Run accepted the traffic change (validated only, nothing changed)."
 
     def prefetch(self, deps: Deps, subject: str) -> Prefetch | None:
-        return common.start_service_read(deps, subject)
+        return common.start_snapshot_read(deps, subject)
 
     async def apply(self, deps: Deps, change: Change, prefetch: Prefetch | None) -> Applied:
         began = time.monotonic()
         service, region = common.spec_service(change)
-        read = common.pending_read_for(change, prefetch)
         try:
-            if change.spec.get("to_latest"):
-                raise CloudRunError("invalid", "LATEST routing needs a newer Cloud Run client")
-            state = await deps.cloud_run.set_traffic(service, region, _wanted(change),
-                                                     read=read)
+            for attempt in range(_UPDATE_ATTEMPTS):
+                snapshot = await common.snapshot(deps, change, prefetch if attempt == 0 else None)
+                if _as_asked(change, snapshot.state):
+                    break  # as asked already (a resumed change whose update went through)
+                moved = common.drift(change, snapshot, template=False)
+                if moved:
+                    raise PlanDrift(moved)
+                try:
+                    operation = await deps.cloud_run.update_service(
+                        snapshot, **_routing(change.spec))
+                except CloudRunError as exc:
+                    if exc.kind == "conflict" and attempt + 1 < _UPDATE_ATTEMPTS:
+                        continue  # someone else's edit in between: read and check again
+                    raise
+                await deps.cloud_run.wait_operation(operation)
+                break
+            state = await deps.cloud_run.get_service(service, region)
         except CloudRunError as exc:
             raise await common.update_failed(deps, change, exc) from exc
         serving = state.serving()
         return Applied({"traffic": serving}, serving_check(
-            _expected(change, state.latest_ready_revision), serving,
-            common.before_traffic(change), elapsed_ms=(time.monotonic() - began) * 1000))
+            _expected(change, state), serving, common.before_traffic(change),
+            elapsed_ms=(time.monotonic() - began) * 1000))
 
     async def read_back(self, deps: Deps, change: Change) -> CheckResult:
-        return await common.read_back_check(deps, change, lambda state: _expected(
-            change, state.latest_ready_revision))
+        return await common.read_back_check(deps, change,
+                                            lambda state: _expected(change, state))
 
     def measured_revision(self, change: Change) -> str | None:
         traffic = common.after_traffic(change) or _wanted(change)
@@ -222,17 +248,48 @@ class TrafficKind:
         return ChangeRequest(self.name, change.service, args, undo_of=change.id)
 
 
+async def _also_changes(deps: Deps, facts: ServiceFacts, target: str) -> str:
+    """Going back to a revision also brings back its config: the short diff for the
+    card ("image v1.3.0→v1.2.2, env FEATURE_X, secret API_KEY@7→@5"), masked. A
+    diff that cannot be read is left out rather than failing the plan."""
+    if facts.current is None or facts.current.name == target:
+        return ""
+    try:
+        serving, other = await asyncio.gather(
+            deps.cloud_run.get_revision_config(facts.cloud_run_service, facts.region,
+                                               facts.current.name),
+            deps.cloud_run.get_revision_config(facts.cloud_run_service, facts.region, target))
+    except CloudRunError:
+        return ""
+    masker = Masker(deps.catalog.masking.secret_env_patterns)
+    return short_summary(diff_configs(serving, other, masker))
+
+
 def _wanted(change: Change) -> dict[str, int]:
     return {str(k): int(v) for k, v in (change.spec.get("traffic") or {}).items()}
 
 
-def _expected(change: Change, latest_ready: str) -> dict[str, int]:
-    return {latest_ready: 100} if change.spec.get("to_latest") else _wanted(change)
+def _expected(change: Change, state: ServiceState) -> dict[str, int]:
+    if change.spec.get("to_latest"):
+        return {state.latest_ready_revision: 100}
+    return _wanted(change)
+
+
+def _as_asked(change: Change, state: ServiceState) -> bool:
+    if change.spec.get("to_latest"):
+        return common.on_latest(state)
+    return state.serving() == _wanted(change)
+
+
+def _routing(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """`update_service`'s traffic arguments for this spec."""
+    if spec.get("to_latest"):
+        return {"to_latest": True}
+    return {"traffic": {str(k): int(v) for k, v in spec["traffic"].items()}}
 
 
 def _before(facts: ServiceFacts) -> dict[str, Any]:
-    on_latest = any(t.latest and t.percent == 100 for t in facts.state.traffic)
-    return {"traffic": facts.state.serving(), "latest": on_latest}
+    return {"traffic": facts.state.serving(), "latest": common.on_latest(facts.state)}
 
 
 def exc_revision(exc: CloudRunError, wanted: dict[str, int]) -> str:

@@ -1,0 +1,171 @@
+"""What every kind that changes a Cloud Run service's template shares (image, env,
+secret pins): a new revision named by rollbot, the traffic rule, drift, undo.
+
+- **The new revision** is `<service>-rb-<change id>`, and the same UpdateService
+  sends it 100% by name, so the service stays pinned as after a traffic rollback;
+  if the service was on LATEST, LATEST 100% instead.
+- **Nothing else changes**: the request is the template as read, with only the
+  kind's edit, `template.revision` and the `rollbot-change` label.
+- **Drift**: the serving split, or the template's image / env / secret references,
+  differ from what the plan showed. An etag-only change (a label edit) is not drift.
+- **Undo** restores the exact split before, by revision name (the old revisions
+  still exist): no secret value is ever stored to undo a change.
+
+A subclass says what it wants (`wanted`), how that edits the template (`edit`), how
+the card names it (`words`) and how to tell it took (`achieved`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from bot.changes.kind import Applied, ChangeRequest, PlanDrift, PlannedChange, Prefetch
+from bot.changes.kinds import cloud_run_common as common
+from bot.changes.model import Change
+from bot.deps import Deps
+from bot.ids import KindName
+from bot.plans import Plan, PlanError, cloud_run_problem, runbook_checklist
+from bot.verification import serving_check
+from integrations.cloud_run import CloudRunError, ServiceSnapshot, TemplateEdit
+from integrations.http_checks import CheckResult
+
+CHANGE_LABEL = "rollbot-change"
+_UPDATE_ATTEMPTS = 2  # a stale etag (someone else's edit) is re-read and re-checked once
+
+
+def revision_name(change: Change) -> str:
+    return f"{change.spec['cloud_run_service']}-rb-{change.id}"
+
+
+class TemplateKind:
+    """The protocol's Cloud Run half for template changes; subclasses fill in the rest."""
+
+    name: str
+
+    async def wanted(self, deps: Deps, request: ChangeRequest,
+                     snapshot: ServiceSnapshot) -> dict[str, Any] | PlanError:
+        """What the change sets (stored in spec), resolved against the service."""
+        raise NotImplementedError
+
+    async def resolve(self, deps: Deps, spec: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The spec with anything read only when applying (e.g. another revision's
+        value, never stored) filled in."""
+        return spec
+
+    def edit(self, spec: Mapping[str, Any]) -> TemplateEdit:
+        raise NotImplementedError
+
+    def words(self, deps: Deps, service: str, spec: Mapping[str, Any],
+              snapshot: ServiceSnapshot) -> common.TemplateWords:
+        raise NotImplementedError
+
+    def achieved(self, spec: Mapping[str, Any], config: common.RevisionConfig) -> str | None:
+        """Why the new revision does not run what was asked; None when it does."""
+        raise NotImplementedError
+
+    # --- plan -------------------------------------------------------------------------
+
+    async def plan(self, deps: Deps, request: ChangeRequest) -> PlannedChange | PlanError:
+        catalog = deps.catalog
+        svc = catalog.services[request.service]
+        region = catalog.region_of(request.service)
+        try:
+            snapshot = await deps.cloud_run.read_service(svc.cloud_run_service, region)
+            current = await common.primary_facts(deps, snapshot, region)
+        except CloudRunError as exc:
+            return cloud_run_problem(exc, request.service, svc.cloud_run_service)
+        wanted = await self.wanted(deps, request, snapshot)
+        if isinstance(wanted, PlanError):
+            return wanted
+        spec = {"cloud_run_service": svc.cloud_run_service, "region": region, **wanted}
+        words = self.words(deps, request.service, spec, snapshot)
+        on_latest = common.on_latest(snapshot.state)
+        new = f"`{svc.cloud_run_service}-rb-<change #>`"
+        plan = Plan(
+            service=request.service, cloud_run_service=svc.cloud_run_service, region=region,
+            current_traffic=snapshot.state.serving(), current=current, target=None,
+            checklist=runbook_checklist(catalog, request.service, list(words.checked),
+                                        words.headline.split(" → ", 1)[-1]),
+            dependent_services=tuple(svc.dependent_services), kind=self.name,
+            headline=words.headline, action=words.action,
+            will_serve=(f"LATEST: a new revision {new}, 100%" if on_latest
+                        else f"a new revision {new}, 100%"),
+            changes=words.changes,
+            command=(f"gcloud run services update {svc.cloud_run_service} "
+                     f"--region={region} {words.command_flags}"),
+            question=words.question, pins=not on_latest)
+        return PlannedChange(plan, request.service, spec, common.before_of(snapshot))
+
+    async def dry_run(self, deps: Deps, planned: PlannedChange) -> str | None:
+        try:
+            spec = await self.resolve(deps, planned.spec)
+            snapshot = await deps.cloud_run.read_service(spec["cloud_run_service"],
+                                                         spec["region"])
+            await deps.cloud_run.update_service(
+                snapshot, edit=self.edit(spec), labels={CHANGE_LABEL: "dry-run"},
+                **common.traffic_rule(snapshot, f"{spec['cloud_run_service']}-rb-dry-run"),
+                revision_name=f"{spec['cloud_run_service']}-rb-dry-run", validate_only=True)
+        except CloudRunError as exc:
+            return f"Cloud Run refused it: {exc.message}"
+        return "Cloud Run accepted the update (validated only, nothing deployed)."
+
+    # --- apply ------------------------------------------------------------------------
+
+    def prefetch(self, deps: Deps, subject: str) -> Prefetch | None:
+        return common.start_snapshot_read(deps, subject)
+
+    async def apply(self, deps: Deps, change: Change, prefetch: Prefetch | None) -> Applied:
+        began = time.monotonic()
+        name = revision_name(change)
+        try:
+            spec = await self.resolve(deps, change.spec)
+            for attempt in range(_UPDATE_ATTEMPTS):
+                snapshot = await common.snapshot(deps, change, prefetch if attempt == 0 else None)
+                if snapshot.template.revision == name:
+                    break  # it went through before a crash: resuming, not repeating
+                self._check_drift(change, snapshot)
+                try:
+                    operation = await deps.cloud_run.update_service(
+                        snapshot, edit=self.edit(spec), revision_name=name,
+                        labels={CHANGE_LABEL: str(change.id)},
+                        **common.traffic_rule(snapshot, name))
+                except CloudRunError as exc:
+                    if exc.kind == "conflict" and attempt + 1 < _UPDATE_ATTEMPTS:
+                        continue  # someone else's edit in between: read and check again
+                    raise
+                await deps.cloud_run.wait_operation(operation)
+                break
+            service, region = common.spec_service(change)
+            state = await deps.cloud_run.get_service(service, region)
+            config = await deps.cloud_run.get_revision_config(service, region, name)
+        except CloudRunError as exc:
+            raise await common.update_failed(deps, change, exc, "Cloud Run update") from exc
+        serving = state.serving()
+        check = serving_check({name: 100}, serving, common.before_traffic(change),
+                              elapsed_ms=(time.monotonic() - began) * 1000)
+        missed = self.achieved(spec, config)
+        if missed and check.ok:
+            check = common.failed_check(check, missed)
+        return Applied({"traffic": serving, "revision": name, "image": config.image}, check)
+
+    def _check_drift(self, change: Change, snapshot: ServiceSnapshot) -> None:
+        moved = common.drift(change, snapshot, template=True)
+        if moved:
+            raise PlanDrift(moved)
+
+    async def read_back(self, deps: Deps, change: Change) -> CheckResult:
+        name = (change.after or {}).get("revision") or revision_name(change)
+        return await common.read_back_check(deps, change, lambda _state: {name: 100})
+
+    def measured_revision(self, change: Change) -> str | None:
+        return (change.after or {}).get("revision") or revision_name(change)
+
+    def undo(self, change: Change) -> ChangeRequest | None:
+        after = common.after_traffic(change)
+        if after is None or after == common.before_traffic(change):
+            return None
+        # The exact split before, by name: undoing never re-creates a revision.
+        return ChangeRequest(KindName.TRAFFIC.value, change.service,
+                             {"traffic": common.before_traffic(change)}, undo_of=change.id)
