@@ -35,6 +35,9 @@ class Masker:
         value = var.value or ""
         return value if len(value) <= MAX_SHOWN else value[:MAX_SHOWN - 1] + "…"
 
+    def mask_text(self, text: str, values: Iterable[str]) -> str:
+        return mask_text(text, values)
+
 
 def mask_text(text: str, values: Iterable[str]) -> str:
     """`text` with each of `values` replaced by the mask (e.g. a secret-looking env

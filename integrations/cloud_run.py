@@ -33,7 +33,11 @@ from .cloud_run_config import (
 )
 from .google_retry import TRANSIENT, RetryPolicy, call_with_retry
 
-__all__ = ["EnvVar", "RetryPolicy", "SecretRef", "SecretVolume", "TemplateEdit"]  # re-exported
+__all__ = [
+    "CloudRun", "CloudRunError", "EnvVar", "GoogleCloudRun", "PendingRead", "RetryPolicy",
+    "Revision", "RevisionConfig", "SecretRef", "SecretVolume", "ServiceSnapshot",
+    "ServiceState", "TemplateEdit", "TrafficShare", "revision_from_proto", "service_from_proto",
+]
 
 T = TypeVar("T")
 
@@ -276,8 +280,11 @@ class GoogleCloudRun:
         """Send the service as read in `snapshot`, changed only as asked; return the
         long-running operation's name ("" when `validate_only`).
 
-        A stale snapshot (someone changed the service since) fails with kind
-        "conflict" and is not retried here: the caller re-reads and re-checks."""
+        `edit`, `revision_name` and `labels` change the template, so Cloud Run makes a
+        new revision; an edit without a `revision_name` clears the name the template
+        was read with (reusing it would be refused as existing). A stale snapshot
+        (the service changed since) fails with kind "conflict" and is not retried
+        here: the caller re-reads and re-checks."""
         try:
             service = updated_service(snapshot.raw, traffic=traffic, to_latest=to_latest,
                                       edit=edit, revision_name=revision_name, labels=labels)

@@ -50,3 +50,4 @@ def test_mask_text_replaces_every_value_longest_first() -> None:
     assert SECRET_VALUE not in masked and "sk_live_51" not in masked
     assert masked == f"refused: token={MASK} (prefix {MASK}) and again {MASK}"
     assert mask_text("nothing here", []) == "nothing here"
+    assert Masker().mask_text(text, [SECRET_VALUE]) == mask_text(text, [SECRET_VALUE])
