@@ -34,7 +34,7 @@ from .cloud_run_config import (
 from .google_retry import TRANSIENT, RetryPolicy, call_with_retry
 
 __all__ = [
-    "CloudRun", "CloudRunError", "EnvVar", "GoogleCloudRun", "PendingRead", "RetryPolicy",
+    "CloudRun", "CloudRunError", "EnvVar", "GoogleCloudRun", "RetryPolicy",
     "Revision", "RevisionConfig", "SecretRef", "SecretVolume", "ServiceSnapshot",
     "ServiceState", "TemplateEdit", "TrafficShare", "revision_from_proto", "service_from_proto",
 ]

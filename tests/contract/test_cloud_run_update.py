@@ -85,7 +85,8 @@ async def test_get_revision_config_of_an_old_revision(cloud_run: GoogleCloudRun)
     assert config.revision == "medicalcor-api-00013-ghi"
     assert config.image == IMAGE.format("v1.2.1")
     assert config.env == (EnvVar("LOG_LEVEL", "info"),
-                          EnvVar("API_SECRET_KEY", secret=SecretRef("API_SECRET_KEY", "1")))
+                          EnvVar("API_SECRET_KEY", secret=SecretRef("API_SECRET_KEY", "1")),
+                          EnvVar("WEBHOOK_TOKEN", "whk_live_00013-ghi_s3cr3t"))
     assert config.secret_refs() == {"API_SECRET_KEY": {"1"}}
     assert (config.memory, config.max_instances) == ("512Mi", 10)
     assert config.labels["team"] == "platform"  # beside Cloud Run's own labels
@@ -145,6 +146,7 @@ async def test_env_set_and_unset_keep_the_order(
     assert after.template.env == (
         EnvVar("LOG_LEVEL", "info"),
         EnvVar("API_SECRET_KEY", secret=SecretRef("API_SECRET_KEY", "2")),
+        EnvVar("WEBHOOK_TOKEN", "whk_live_00015-abc_s3cr3t"),
         EnvVar("NEW_FLAG", "on"))
     assert after.state.serving() == {SERVING: 100}  # traffic left as it was
     sent = _sent_template(emulator)
@@ -162,7 +164,7 @@ async def test_setting_a_secret_backed_key_makes_it_plain(cloud_run: GoogleCloud
         snapshot, edit=TemplateEdit(set_env={"API_SECRET_KEY": "plain"})))
     after = await cloud_run.read_service(API, REGION)
     assert [var.name for var in after.template.env] == ["LOG_LEVEL", "FEATURE_X",
-                                                          "API_SECRET_KEY"]
+                                                          "API_SECRET_KEY", "WEBHOOK_TOKEN"]
     assert after.template.env_value("API_SECRET_KEY") == EnvVar("API_SECRET_KEY", "plain")
 
 

@@ -217,7 +217,7 @@ async def test_image_redeploy_creates_revision(
            for e in rev.containers[0].env]
     # carried over from the template, in order
     assert env == [("LOG_LEVEL", "debug", ""), ("FEATURE_X", "true", ""),
-                   ("API_SECRET_KEY", "", "2")]
+                   ("API_SECRET_KEY", "", "2"), ("WEBHOOK_TOKEN", "whk_live_00015-abc_s3cr3t", "")]
 
 
 async def test_service_template_is_the_newest_revisions_config(
