@@ -67,6 +67,13 @@ def test_demo_script_rolls_back_and_exits_0() -> None:
         assert expected in out, f"{expected!r} not in the transcript:\n{out}"
     assert "<@U0" not in out and "\x1b[" not in out  # mentions resolved, no colours
     assert "requested by @alice, confirmed by @bob" in out
+    # Every change kind of the demo world: image, env, their views, restore latest.
+    for expected in ("Initiating rollback of web to image v1.2.2",
+                     "medicalcor-web-rb-2 100%, as asked", "Going back to",
+                     "keys that differ", "`medicalcor-api-00015-abc`: ••••",
+                     "Rollback plan: web → env LOG_LEVEL", "DRY RUN — Rollback plan: api → LATEST"):
+        assert expected in out, f"{expected!r} not in the transcript:\n{out}"
+    assert "whk_live" not in out  # secret-looking values never shown
     _assert_stores_gone(out)
 
 
