@@ -126,3 +126,20 @@ async def test_follow_ups_are_refused_outside_incident_channels_and_for_non_requ
     await asyncio.sleep(0.2)
     assert (await running_bot.runtime.deps.changes.history("api", limit=1))[0].id == done.id
     assert len(running_bot.world.google.calls_to(UPDATE_SERVICE)) == google_updates
+
+
+async def test_restore_latest_routing_from_the_verdict(running_bot: RunningBot) -> None:
+    slack, world = running_bot.world.slack, running_bot.world.world
+    _, done = await _rolled_back(running_bot)
+    verdict = await slack.wait_for("chat.postMessage", _posted("Rollback verified"), timeout=10)
+    await _click(running_bot, verdict, RESTORE_LATEST, "U0ALICE")
+    card = await slack.wait_for("chat.postMessage", _posted("Rollback plan: api → LATEST"),
+                                timeout=10)
+    # LATEST is the revision the rollback went back from: the card warns so.
+    assert f"LATEST is `{SERVING}`, which serves nothing now" in _text(card)
+    await _click(running_bot, card, CONFIRM, "U0BOB")
+    restored = await _finished(running_bot, after_id=done.id)
+    assert restored.spec["to_latest"] is True
+    targets = world.services["medicalcor-api"].traffic
+    assert [(t.latest, t.percent) for t in targets] == [(True, 100)]
+    assert world.serving("medicalcor-api") == {SERVING: 100}
