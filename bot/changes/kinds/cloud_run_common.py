@@ -14,13 +14,13 @@ from typing import Any
 
 from bot.changes.kind import ChangeFailed
 from bot.changes.model import Change
+from bot.checks import CheckResult
 from bot.deps import Deps
 from bot.messages.thread import traffic_failed
 from bot.plans import CheckItem, RevisionFacts, primary_revision, traffic_plain
 from bot.verification import serving_check
 from integrations.cloud_run import RevisionConfig, ServiceSnapshot, ServiceState
 from integrations.google_retry import GoogleCallError
-from integrations.http_checks import CheckResult
 
 __all__ = ["RevisionConfig", "TemplateWords"]
 

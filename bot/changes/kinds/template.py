@@ -24,13 +24,13 @@ from typing import Any
 from bot.changes.kind import Applied, ChangeRequest, PlanDrift, PlannedChange, Prefetch
 from bot.changes.kinds import cloud_run_common as common
 from bot.changes.model import Change
+from bot.checks import CheckResult
 from bot.deps import Deps
 from bot.ids import KindName
 from bot.plans import Plan, PlanError, cloud_run_problem, runbook_checklist
 from bot.verification import serving_check
 from integrations.cloud_run import ServiceSnapshot, TemplateEdit
 from integrations.google_retry import GoogleCallError
-from integrations.http_checks import CheckResult
 
 CHANGE_LABEL = "rollbot-change"
 _UPDATE_ATTEMPTS = 2  # a stale etag (someone else's edit) is re-read and re-checked once

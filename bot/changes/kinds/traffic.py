@@ -21,6 +21,7 @@ from bot.catalog import Catalog
 from bot.changes.kind import Applied, ChangeRequest, PlanDrift, PlannedChange, Prefetch, Usage
 from bot.changes.kinds import cloud_run_common as common
 from bot.changes.model import Change
+from bot.checks import CheckResult
 from bot.config_diff import diff_configs, short_summary
 from bot.deps import Deps
 from bot.ids import KindName
@@ -41,7 +42,6 @@ from bot.plans import (
 from bot.verification import serving_check
 from integrations.cloud_run import ServiceState
 from integrations.google_retry import GoogleCallError
-from integrations.http_checks import CheckResult
 
 TO_LATEST = "--to-latest"
 _UPDATE_ATTEMPTS = 2  # a stale etag (someone else's edit) is re-read and re-checked once
