@@ -15,7 +15,8 @@ from bot.inbound import SlashCommand
 from bot.masking import Masker
 from bot.messages.base import ephemeral_error
 from bot.messages.config import diff_message, env_key_message, env_keys_message
-from integrations.cloud_run import CloudRunError, RevisionConfig
+from integrations.cloud_run import RevisionConfig
+from integrations.google_retry import GoogleCallError
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ async def _configs(deps: Deps, service: str) -> list[RevisionConfig]:
         for rev in revisions)))
 
 
-async def _refused(deps: Deps, command: SlashCommand, service: str, exc: CloudRunError,
+async def _refused(deps: Deps, command: SlashCommand, service: str, exc: GoogleCallError,
                    what: str) -> None:
     log.warning("%s of %s failed: %s", what, service, exc.kind)
     reach = "Couldn't reach Cloud Run" if exc.transient else "Cloud Run refused"
@@ -48,7 +49,7 @@ def _masker(deps: Deps) -> Masker:
 async def show_env(deps: Deps, service: str, key: str | None, command: SlashCommand) -> None:
     try:
         configs = await _configs(deps, service)
-    except CloudRunError as exc:
+    except GoogleCallError as exc:
         await _refused(deps, command, service, exc, "the env")
         return
     if key is None:
@@ -71,7 +72,7 @@ async def show_diff(deps: Deps, service: str, revision: str, command: SlashComma
         serving, other = await asyncio.gather(
             deps.cloud_run.get_revision_config(svc.cloud_run_service, region, serving_name),
             deps.cloud_run.get_revision_config(svc.cloud_run_service, region, revision))
-    except CloudRunError as exc:
+    except GoogleCallError as exc:
         if exc.kind == "not_found":
             await deps.slack.respond(command.response_url, ephemeral_error(
                 f"Revision `{revision}` does not exist in `{svc.cloud_run_service}`.",

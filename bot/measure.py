@@ -13,8 +13,7 @@ import aiohttp
 from bot.analysis import Measurement
 from bot.deps import Deps
 from integrations import prom_metrics
-from integrations.logs import LogsError
-from integrations.monitoring import MonitoringError
+from integrations.google_retry import GoogleCallError
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +52,7 @@ async def measure(deps: Deps, service: str, label: str, *, since: dt.datetime | 
             latencies = [m.p95_latency_ms for m in picked if m.p95_latency_ms is not None]
             p95 = max(latencies) if latencies else None
             source = f"Cloud Monitoring ({revision})" if revision else "Cloud Monitoring"
-        except MonitoringError as exc:
+        except GoogleCallError as exc:
             problems.append(f"Cloud Monitoring: {exc.message}")
             use_monitoring = False
     if not use_monitoring and svc.metrics_url:
@@ -74,7 +73,7 @@ async def measure(deps: Deps, service: str, label: str, *, since: dt.datetime | 
         try:
             summary = await deps.logs.error_summary(svc.cloud_run_service, start, end)
             log_errors, samples = summary.count, summary.samples
-        except LogsError as exc:
+        except GoogleCallError as exc:
             problems.append(f"Cloud Logging: {exc.message}")
     return Measurement(
         label=label, source=source, error_rate=error_rate, p95_latency_ms=p95,

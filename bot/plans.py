@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from bot.catalog import Catalog
-from integrations.cloud_run import CloudRun, CloudRunError, Revision, ServiceState
+from integrations.cloud_run import CloudRun, Revision, ServiceState
+from integrations.google_retry import GoogleCallError
 
 
 def ordered_traffic(traffic: Mapping[str, int]) -> list[tuple[str, int]]:
@@ -217,13 +218,13 @@ async def read_service_facts(catalog: Catalog, cloud_run: CloudRun,
         primary = primary_revision(state)
         current = (RevisionFacts.of(await cloud_run.get_revision(
             svc.cloud_run_service, region, primary)) if primary else None)
-    except CloudRunError as exc:
+    except GoogleCallError as exc:
         return cloud_run_problem(exc, service, svc.cloud_run_service)
     return ServiceFacts(service, svc.cloud_run_service, region, state, current,
                         tuple(svc.dependent_services))
 
 
-def cloud_run_problem(exc: CloudRunError, service: str, cloud_run_service: str) -> PlanError:
+def cloud_run_problem(exc: GoogleCallError, service: str, cloud_run_service: str) -> PlanError:
     reach = "Couldn't reach Cloud Run" if exc.transient else "Cloud Run refused"
     return PlanError(
         f"{reach} while planning a change of `{service}` ({cloud_run_service}): {exc.message}",

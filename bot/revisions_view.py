@@ -8,7 +8,7 @@ from bot.deps import Deps
 from bot.inbound import SlashCommand
 from bot.messages.base import ephemeral_error
 from bot.messages.revisions import revisions_message
-from integrations.cloud_run import CloudRunError
+from integrations.google_retry import GoogleCallError
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +19,7 @@ async def show_revisions(deps: Deps, service: str, command: SlashCommand) -> Non
     try:
         state = await deps.cloud_run.get_service(svc.cloud_run_service, region)
         revisions = await deps.cloud_run.list_revisions(svc.cloud_run_service, region, limit=10)
-    except CloudRunError as exc:
+    except GoogleCallError as exc:
         log.warning("listing revisions of %s failed: %s", service, exc.kind)
         reach = "Couldn't reach Cloud Run" if exc.transient else "Cloud Run refused"
         await deps.slack.respond(command.response_url, ephemeral_error(

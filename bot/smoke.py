@@ -21,7 +21,7 @@ import time
 from collections.abc import Mapping
 
 from bot.catalog import SmokeCommand
-from integrations.http_checks import CheckKind, CheckResult
+from bot.checks import CheckKind, CheckResult
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,9 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from bot.catalog import ServiceSection, VerificationSection
+from bot.checks import CheckKind, CheckResult
 from bot.plans import traffic_plain
-from integrations.http_checks import CheckKind, CheckResult, JsonExpectation
+from integrations.http_checks import HttpCheckOutcome, JsonExpectation
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ class Checker(Protocol):
                     expect_json_status: str | None = None,
                     expect_status: int | None = None,
                     expect_json: Mapping[str, JsonExpectation] | None = None,
-                    ) -> CheckResult: ...
+                    ) -> HttpCheckOutcome: ...
 
 
 SERVING = "serving"
@@ -62,12 +63,6 @@ def serving_check(requested: Mapping[str, int], serving: Mapping[str, int] | Non
         ok = False
     return CheckResult(name=SERVING, url="", ok=ok, status=None, detail=detail,
                        elapsed_ms=elapsed_ms, kind=CheckKind.CLOUD_RUN)
-
-
-def checked_the_service(results: Sequence[CheckResult]) -> bool:
-    """Whether any result looked at the service itself: Cloud Run serving what was
-    asked proves the traffic moved, not that the service works."""
-    return any(r.kind != CheckKind.CLOUD_RUN for r in results)
 
 
 def _smoke_name(url: str) -> str:
@@ -94,6 +89,15 @@ def checks_for(service: ServiceSection) -> list[CheckSpec]:
     return specs
 
 
+def http_result(spec: CheckSpec, outcome: HttpCheckOutcome, attempts: int = 1) -> CheckResult:
+    """The check `spec` as the workflow reports it: its last GET's `outcome`, after
+    `attempts` tries."""
+    return CheckResult(name=spec.name, url=spec.url, ok=outcome.ok, status=outcome.status,
+                       detail=outcome.detail, elapsed_ms=outcome.elapsed_ms,
+                       attempts=attempts, dependencies=outcome.dependencies,
+                       kind=CheckKind.HTTP)
+
+
 async def run_checks(
     specs: Sequence[CheckSpec],
     policy: VerificationSection,
@@ -115,7 +119,7 @@ async def run_checks(
     deadline = start + policy.window_seconds
     report_lock = asyncio.Lock()  # FIFO: thread lines come out in completion order
 
-    async def attempt(spec: CheckSpec) -> CheckResult:
+    async def attempt(spec: CheckSpec) -> HttpCheckOutcome:
         # The smoke expectations are passed only when set, so checkers written before
         # them (test doubles) keep working for plain checks.
         extra: dict[str, Any] = {}
@@ -128,23 +132,23 @@ async def run_checks(
                                        expect_json_status=spec.expect_json_status, **extra)
         except Exception as exc:  # a broken checker fails this check, not the run
             log.exception("check %s (%s) raised", spec.name, spec.url)
-            return CheckResult(name=spec.name, url=spec.url, ok=False, status=None,
-                               detail=f"check error: {type(exc).__name__}", elapsed_ms=0.0)
+            return HttpCheckOutcome(ok=False, status=None,
+                                    detail=f"check error: {type(exc).__name__}", elapsed_ms=0.0)
 
     async def poll(spec: CheckSpec) -> CheckResult:
         attempts = 0
         while True:
             attempts += 1
             began = clock()
-            result = await attempt(spec)
+            outcome = await attempt(spec)
             now = clock()
-            if result.ok or now >= deadline:
+            if outcome.ok or now >= deadline:
                 break
             # Attempts start every interval; the last one lands on the window's end.
             wake = min(began + policy.interval_seconds, deadline)
             if wake > now:
                 await sleep(wake - now)
-        final = dataclasses.replace(result, attempts=attempts)
+        final = http_result(spec, outcome, attempts)
         async with report_lock:
             try:
                 await on_result(final)
@@ -154,7 +158,3 @@ async def run_checks(
 
     return list(await asyncio.gather(*(poll(spec) for spec in specs)))
 
-
-def all_passed(results: Sequence[CheckResult]) -> bool:
-    """True when there was something to check and every check passed."""
-    return bool(results) and all(r.ok for r in results)

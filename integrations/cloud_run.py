@@ -31,10 +31,10 @@ from .cloud_run_config import (
     config_from_service,
     updated_service,
 )
-from .google_retry import TRANSIENT, RetryPolicy, call_with_retry
+from .google_retry import GoogleCallError, RetryPolicy, call_with_retry
 
 __all__ = [
-    "CloudRun", "CloudRunError", "EnvVar", "GoogleCloudRun", "RetryPolicy",
+    "CloudRun", "EnvVar", "GoogleCallError", "GoogleCloudRun", "RetryPolicy",
     "Revision", "RevisionConfig", "SecretRef", "SecretVolume", "ServiceSnapshot",
     "ServiceState", "TemplateEdit", "TrafficShare", "revision_from_proto", "service_from_proto",
 ]
@@ -100,18 +100,6 @@ class ServiceSnapshot:
         return self.state.etag
 
 
-class CloudRunError(Exception):
-    """A Cloud Run call failed; `kind` says how, `message` says it for people."""
-
-    def __init__(self, kind: str, message: str, *, transient: bool = False) -> None:
-        super().__init__(message)
-        # not_found | permission | invalid | conflict | unavailable | timeout | error;
-        # conflict: the service changed since it was read (re-read and re-check).
-        self.kind = kind
-        self.message = message
-        self.transient = transient
-
-
 class CloudRun(Protocol):
     async def get_service(self, service: str, region: str) -> ServiceState: ...
     async def list_revisions(
@@ -172,29 +160,6 @@ def service_from_proto(svc: run_v2.Service) -> ServiceState:
     )
 
 
-def _classify(exc: BaseException) -> CloudRunError:
-    if isinstance(exc, CloudRunError):
-        return exc
-    if isinstance(exc, gexc.NotFound):
-        return CloudRunError("not_found", f"not found: {exc.message}")
-    if isinstance(exc, gexc.PermissionDenied | gexc.Unauthenticated):
-        return CloudRunError("permission", f"permission denied: {exc.message}")
-    if isinstance(exc, gexc.Aborted):
-        return CloudRunError("conflict", f"the service changed since it was read: {exc.message}")
-    if isinstance(exc, gexc.AlreadyExists):
-        return CloudRunError("invalid", f"already exists: {exc.message}")
-    if isinstance(exc, gexc.InvalidArgument | gexc.FailedPrecondition):
-        return CloudRunError("invalid", f"request refused: {exc.message}")
-    if isinstance(exc, asyncio.TimeoutError | gexc.DeadlineExceeded):
-        return CloudRunError("timeout", "Cloud Run did not answer in time", transient=True)
-    if isinstance(exc, TRANSIENT):
-        msg = getattr(exc, "message", str(exc))
-        return CloudRunError("unavailable", f"Cloud Run unavailable: {msg}", transient=True)
-    if isinstance(exc, gexc.GoogleAPICallError):
-        return CloudRunError("error", f"Cloud Run error: {exc.message}")
-    return CloudRunError("error", f"Cloud Run error: {type(exc).__name__}: {exc}")
-
-
 class GoogleCloudRun:
     """CloudRun over the real google-cloud-run asyncio clients."""
 
@@ -227,7 +192,7 @@ class GoogleCloudRun:
             if on_call:
                 on_call(method, seconds, outcome)
 
-        return await call_with_retry(self._policy, fn, _classify, on_attempt)
+        return await call_with_retry(self._policy, fn, "Cloud Run", on_attempt)
 
     async def _read(self, name: str) -> run_v2.Service:
         """GetService by full name, retried: the raw proto (an update sends it back)."""
@@ -289,7 +254,7 @@ class GoogleCloudRun:
             service = updated_service(snapshot.raw, traffic=traffic, to_latest=to_latest,
                                       edit=edit, revision_name=revision_name, labels=labels)
         except TemplateEditError as exc:
-            raise CloudRunError("invalid", f"cannot make this change: {exc}") from exc
+            raise GoogleCallError("invalid", f"cannot make this change: {exc}") from exc
         request = run_v2.UpdateServiceRequest(service=service, validate_only=validate_only)
 
         async def submit() -> str:
@@ -319,7 +284,7 @@ class GoogleCloudRun:
         while True:
             remaining = deadline - loop.time()
             if remaining <= 0:
-                raise CloudRunError(
+                raise GoogleCallError(
                     "timeout",
                     f"Cloud Run operation {operation_name} did not finish within "
                     f"{self._policy.operation_timeout:g}s; its outcome is unknown",
@@ -333,13 +298,13 @@ class GoogleCloudRun:
             try:
                 raw = await self._call("WaitOperation", self._wait_once(
                     request, self._policy.call_timeout * 0.9))
-            except CloudRunError as exc:
+            except GoogleCallError as exc:
                 if exc.transient:
                     continue  # not done yet, or a blip: the deadline above bounds this
                 raise
             if raw.done:
                 if raw.HasField("error") and raw.error.code:
-                    raise CloudRunError("error", f"Cloud Run operation {operation_name} "
+                    raise GoogleCallError("error", f"Cloud Run operation {operation_name} "
                                         f"failed: {raw.error.message}")
                 return
 

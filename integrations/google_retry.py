@@ -1,8 +1,9 @@
-"""One way to call a Google API: bounded retries with backoff on transient errors.
+"""One way to call a Google API: bounded retries with backoff on transient errors,
+and one error for what still fails.
 
 Shared by the Cloud Run, Cloud Logging and Cloud Monitoring clients. The GAPIC
 clients' own retry is switched off at each call site (`retry=None`) so this
-policy is the only one, and each client maps what is left to its own error type.
+policy is the only one; what is left is raised as a `GoogleCallError`.
 """
 
 from __future__ import annotations
@@ -35,6 +36,48 @@ TRANSIENT = (
 )
 
 
+class GoogleCallError(Exception):
+    """A Google API call failed; `kind` says how, `message` says it for people.
+
+    kind: not_found | permission | invalid | conflict | unavailable | timeout | error;
+    conflict: the resource changed since it was read (re-read and re-check).
+    Refusals (not_found, permission, invalid, conflict) leave the service's name
+    out of `message`: the caller says which service refused.
+    """
+
+    def __init__(self, kind: str, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.transient = transient
+
+
+def classify(exc: BaseException, service: str) -> GoogleCallError:
+    """`exc`, raised calling `service` ("Cloud Run", "Cloud Logging", ...), as a
+    GoogleCallError (itself when it already is one)."""
+    if isinstance(exc, GoogleCallError):
+        return exc
+    if isinstance(exc, gexc.NotFound):
+        return GoogleCallError("not_found", f"not found: {exc.message}")
+    if isinstance(exc, gexc.PermissionDenied | gexc.Unauthenticated):
+        return GoogleCallError("permission", f"permission denied: {exc.message}")
+    if isinstance(exc, gexc.Aborted):  # a stale etag on a write
+        return GoogleCallError(
+            "conflict", f"the service changed since it was read: {exc.message}")
+    if isinstance(exc, gexc.AlreadyExists):
+        return GoogleCallError("invalid", f"already exists: {exc.message}")
+    if isinstance(exc, gexc.InvalidArgument | gexc.FailedPrecondition):
+        return GoogleCallError("invalid", f"request refused: {exc.message}")
+    if isinstance(exc, asyncio.TimeoutError | gexc.DeadlineExceeded):
+        return GoogleCallError("timeout", f"{service} did not answer in time", transient=True)
+    if isinstance(exc, TRANSIENT):
+        msg = getattr(exc, "message", str(exc))
+        return GoogleCallError("unavailable", f"{service} unavailable: {msg}", transient=True)
+    if isinstance(exc, gexc.GoogleAPICallError):
+        return GoogleCallError("error", f"{service} error: {exc.message}")
+    return GoogleCallError("error", f"{service} error: {type(exc).__name__}: {exc}")
+
+
 @dataclasses.dataclass(frozen=True)
 class RetryPolicy:
     attempts: int = 5
@@ -48,10 +91,11 @@ class RetryPolicy:
 async def call_with_retry(
     policy: RetryPolicy,
     fn: Callable[[], Awaitable[T]],
-    classify: Callable[[BaseException], Exception],
+    service: str,
     on_attempt: Callable[[float, str], None] | None = None,
 ) -> T:
-    """`fn()` under `policy`; what still fails is raised as `classify(exc)`.
+    """`fn()` under `policy`; what still fails is raised as a GoogleCallError
+    naming `service`.
 
     `on_attempt(seconds, outcome)` is told of every attempt ("ok" or the
     exception's class name), retries included.
@@ -79,5 +123,5 @@ async def call_with_retry(
                     on_attempt(loop.time() - started, "ok")
                 return result
     except Exception as exc:
-        raise classify(exc) from exc
+        raise classify(exc, service) from exc
     raise AssertionError("unreachable: tenacity either returns or reraises")

@@ -1,16 +1,15 @@
 """HTTP checks of a target service: /health, /ready (with its dependency checks),
-smoke URLs (with an expected status and JSON fields). Returns results; never builds
-Slack messages.
+smoke URLs (with an expected status and JSON fields). Returns an `HttpCheckOutcome`
+(the core makes it a check result); never builds Slack messages.
 
 One check is one GET: no retries (the verifier polls), no redirects followed (a 3xx
 is reported, not chased to another host), at most 64 KiB of body read, and network
-failures come back as a failed `CheckResult`, never as an exception.
+failures come back as a failed outcome, never as an exception.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import enum
 import errno
 import json
 import logging
@@ -29,25 +28,15 @@ MAX_DETAIL_CHARS = 160
 JsonExpectation = str | int | bool  # an expected JSON field value (smoke_urls.expect_json)
 
 
-class CheckKind(enum.StrEnum):
-    """What answered a check, and so what `CheckResult.status` means."""
-
-    HTTP = "http"  # status: its HTTP status (None: no answer)
-    COMMAND = "command"  # status: the command's exit code
-    CLOUD_RUN = "cloud_run"  # a read of the service: no status, all in detail
-
-
 @dataclasses.dataclass(frozen=True)
-class CheckResult:
-    name: str  # "health", "ready", "smoke: /api/v1/health"
-    url: str
+class HttpCheckOutcome:
+    """What one GET found."""
+
     ok: bool
     status: int | None  # HTTP status, None when no answer
     detail: str  # short, human: "200 healthy", "503 unhealthy", "timeout after 5s"
     elapsed_ms: float
-    attempts: int = 1
     dependencies: dict[str, str] = dataclasses.field(default_factory=dict)  # /ready "checks"
-    kind: CheckKind = CheckKind.HTTP
 
 
 def _short(text: str, limit: int = MAX_DETAIL_CHARS) -> str:
@@ -253,15 +242,16 @@ class HttpChecker:
                     expect_json_status: str | None = None,
                     expect_status: int | None = None,
                     expect_json: Mapping[str, JsonExpectation] | None = None,
-                    ) -> CheckResult:
-        """GET `url` once. Passes on HTTP 2xx, or exactly `expect_status` when given;
-        with `expect_json`, each field (dotted path for nesting) must equal its value."""
+                    ) -> HttpCheckOutcome:
+        """GET `url` once (`name` says which check, for the log). Passes on HTTP 2xx,
+        or exactly `expect_status` when given; with `expect_json`, each field (dotted
+        path for nesting) must equal its value."""
         started = time.perf_counter()
 
         def result(ok: bool, status: int | None, detail: str,
-                   dependencies: dict[str, str] | None = None) -> CheckResult:
-            return CheckResult(
-                name=name, url=url, ok=ok, status=status, detail=_short(detail),
+                   dependencies: dict[str, str] | None = None) -> HttpCheckOutcome:
+            return HttpCheckOutcome(
+                ok=ok, status=status, detail=_short(detail),
                 elapsed_ms=round((time.perf_counter() - started) * 1000, 1),
                 dependencies=dependencies or {},
             )

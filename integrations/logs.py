@@ -8,7 +8,6 @@ not the whole read; the GAPIC retry is switched off, as in cloud_run.py.
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import dataclasses
 import datetime as dt
@@ -17,12 +16,11 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
-from google.api_core import exceptions as gexc
 from google.cloud.logging_v2 import types as logging_types
 from google.cloud.logging_v2.services.logging_service_v2 import LoggingServiceV2AsyncClient
 from google.protobuf import json_format
 
-from .google_retry import TRANSIENT, RetryPolicy, call_with_retry
+from .google_retry import RetryPolicy, call_with_retry
 
 T = TypeVar("T")
 
@@ -43,15 +41,6 @@ class ErrorLogSummary:
     capped: bool  # there were more than `count`; the true number is higher
     samples: tuple[str, ...]  # most frequent distinct messages, most frequent first
     sample_counts: tuple[int, ...] = ()  # how many entries each sample stands for
-
-
-class LogsError(Exception):
-    """A Cloud Logging call failed; `message` says it for people."""
-
-    def __init__(self, message: str, *, transient: bool = False) -> None:
-        super().__init__(message)
-        self.message = message
-        self.transient = transient
 
 
 class CloudLogs(Protocol):
@@ -139,25 +128,6 @@ def summarise(messages: list[str], *, samples: int, capped: bool = False) -> Err
 
 # --- the client -----------------------------------------------------------------------
 
-def _classify(exc: BaseException) -> LogsError:
-    if isinstance(exc, LogsError):
-        return exc
-    if isinstance(exc, gexc.PermissionDenied | gexc.Unauthenticated):
-        return LogsError(f"Cloud Logging permission denied: {exc.message}")
-    if isinstance(exc, gexc.NotFound):
-        return LogsError(f"Cloud Logging: not found: {exc.message}")
-    if isinstance(exc, gexc.InvalidArgument):
-        return LogsError(f"Cloud Logging refused the query: {exc.message}")
-    if isinstance(exc, asyncio.TimeoutError | gexc.DeadlineExceeded):
-        return LogsError("Cloud Logging did not answer in time", transient=True)
-    if isinstance(exc, TRANSIENT):
-        msg = getattr(exc, "message", str(exc))
-        return LogsError(f"Cloud Logging unavailable: {msg}", transient=True)
-    if isinstance(exc, gexc.GoogleAPICallError):
-        return LogsError(f"Cloud Logging error: {exc.message}")
-    return LogsError(f"Cloud Logging error: {type(exc).__name__}: {exc}")
-
-
 class GoogleCloudLogs:
     """CloudLogs over the real google-cloud-logging asyncio client."""
 
@@ -168,7 +138,7 @@ class GoogleCloudLogs:
         self._policy = policy or RetryPolicy()
 
     async def _call(self, fn: Callable[[], Awaitable[T]]) -> T:
-        return await call_with_retry(self._policy, fn, _classify)
+        return await call_with_retry(self._policy, fn, "Cloud Logging")
 
     def _page(self, request: logging_types.ListLogEntriesRequest,
               ) -> Callable[[], Awaitable[tuple[list[logging_types.LogEntry], str]]]:

@@ -25,11 +25,10 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Protocol, TypeVar
 
-from google.api_core import exceptions as gexc
 from google.cloud import monitoring_v3
 from google.protobuf import duration_pb2
 
-from .google_retry import TRANSIENT, RetryPolicy, call_with_retry
+from .google_retry import GoogleCallError, RetryPolicy, call_with_retry, classify
 
 T = TypeVar("T")
 
@@ -57,36 +56,10 @@ class RevisionMetrics:
         return self.errors_5xx / self.requests if self.requests else None
 
 
-class MonitoringError(Exception):
-    """A Cloud Monitoring call failed; ``message`` says how, for people."""
-
-    def __init__(self, message: str, *, transient: bool = False) -> None:
-        super().__init__(message)
-        self.message = message
-        self.transient = transient
-
-
 class CloudMonitoring(Protocol):
     async def revision_metrics(
         self, service: str, region: str, start: dt.datetime, end: dt.datetime
     ) -> dict[str, RevisionMetrics]: ...
-
-
-def _classify(exc: BaseException) -> MonitoringError:
-    if isinstance(exc, MonitoringError):
-        return exc
-    if isinstance(exc, asyncio.TimeoutError | gexc.DeadlineExceeded):
-        return MonitoringError("Cloud Monitoring did not answer in time", transient=True)
-    if isinstance(exc, TRANSIENT):
-        msg = getattr(exc, "message", str(exc))
-        return MonitoringError(f"Cloud Monitoring unavailable: {msg}", transient=True)
-    if isinstance(exc, gexc.PermissionDenied | gexc.Unauthenticated):
-        return MonitoringError(f"Cloud Monitoring permission denied: {exc.message}")
-    if isinstance(exc, gexc.InvalidArgument):
-        return MonitoringError(f"Cloud Monitoring refused the query: {exc.message}")
-    if isinstance(exc, gexc.GoogleAPICallError):
-        return MonitoringError(f"Cloud Monitoring error: {exc.message}")
-    return MonitoringError(f"Cloud Monitoring error: {type(exc).__name__}: {exc}")
 
 
 class GoogleCloudMonitoring:
@@ -104,12 +77,12 @@ class GoogleCloudMonitoring:
         """Requests, 5xx and p95 latency per revision of ``service`` over (start, end]."""
         for what, value in (("service", service), ("region", region)):
             if not _NAME.match(value):
-                raise MonitoringError(f"invalid {what} name {value!r}")
+                raise GoogleCallError("invalid", f"invalid {what} name {value!r}")
         if start.tzinfo is None or end.tzinfo is None:
-            raise MonitoringError("start and end must be timezone-aware")
+            raise GoogleCallError("invalid", "start and end must be timezone-aware")
         if end <= start:
-            raise MonitoringError(f"empty window: end {end.isoformat()} is not after "
-                                  f"start {start.isoformat()}")
+            raise GoogleCallError("invalid", f"empty window: end {end.isoformat()} is not "
+                                  f"after start {start.isoformat()}")
         seconds = max(MIN_ALIGNMENT_SECONDS, math.ceil((end - start).total_seconds()))
         period = duration_pb2.Duration(seconds=seconds)
         interval = monitoring_v3.TimeInterval(start_time=start, end_time=end)
@@ -130,7 +103,7 @@ class GoogleCloudMonitoring:
                 counts = group.create_task(self._call(lambda: self._list(counts_request)))
                 latencies = group.create_task(self._call(lambda: self._list(latency_request)))
         except ExceptionGroup as failed:
-            raise _classify(failed.exceptions[0]) from failed.exceptions[0]
+            raise classify(failed.exceptions[0], "Cloud Monitoring") from failed.exceptions[0]
         return _combine(counts.result(), latencies.result())
 
     def _request(self, filter_: str, interval: monitoring_v3.TimeInterval,
@@ -146,7 +119,7 @@ class GoogleCloudMonitoring:
         return [series async for series in pager]
 
     async def _call(self, fn: Callable[[], Awaitable[T]]) -> T:
-        return await call_with_retry(self._policy, fn, _classify)
+        return await call_with_retry(self._policy, fn, "Cloud Monitoring")
 
 
 def _combine(counts: list[monitoring_v3.TimeSeries],

@@ -12,10 +12,10 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.catalog import Catalog
+from bot.checks import CheckResult
 from bot.messages.base import Message
 from bot.parsing import CommandError
 from bot.plans import Plan, PlanError
-from integrations.http_checks import CheckResult
 
 if TYPE_CHECKING:
     from bot.changes.model import Change

@@ -10,6 +10,7 @@ from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement
 
 from bot.catalog import RunbookSection
 from bot.changes.model import Change, State
+from bot.checks import CheckKind, CheckResult, checked_the_service
 from bot.ids import FollowUpAction, RollbackBlock
 from bot.messages.base import Message, context, mrkdwn_section
 from bot.messages.plan import (
@@ -21,8 +22,6 @@ from bot.messages.plan import (
     traffic_plain,
 )
 from bot.plans import Plan
-from bot.verification import checked_the_service
-from integrations.http_checks import CheckKind, CheckResult
 
 STOP = "Stop and escalate; do not roll back further blindly."
 

@@ -15,12 +15,12 @@ from slack_sdk.errors import SlackApiError
 
 from bot.changes.model import Change, State
 from bot.changes.registry import kind_named
+from bot.checks import CheckResult
 from bot.deps import Deps
 from bot.messages.base import Message
 from bot.messages.plan import plan_card
 from bot.messages.thread import summary
 from bot.plans import Plan
-from integrations.http_checks import CheckResult
 
 log = logging.getLogger(__name__)
 

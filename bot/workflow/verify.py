@@ -14,16 +14,16 @@ import logging
 
 from bot.changes.model import Change, State, Verdict
 from bot.changes.registry import kind_named
+from bot.checks import CheckResult, checked_the_service
 from bot.deps import Deps
 from bot.messages.base import Message, mrkdwn_section
 from bot.messages.plan import clip
 from bot.messages.thread import check_line, verdict
 from bot.metrics import record_rollback_outcome
 from bot.smoke import smoke_command_check
-from bot.verification import checked_the_service, checks_for, run_checks
+from bot.verification import checks_for, run_checks
 from bot.workflow import analyse
 from bot.workflow.posting import ChangeView, in_thread
-from integrations.http_checks import CheckResult
 
 log = logging.getLogger(__name__)
 

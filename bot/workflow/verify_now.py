@@ -8,6 +8,7 @@ import logging
 from slack_sdk.errors import SlackApiError
 
 from bot.analysis import compare, verdict
+from bot.checks import CheckResult
 from bot.deps import Deps
 from bot.inbound import SlashCommand
 from bot.measure import measure
@@ -15,7 +16,6 @@ from bot.messages.analysis import measurement_table
 from bot.messages.base import Message, context, ephemeral_error, mrkdwn_section, user_mention
 from bot.messages.thread import check_line
 from bot.verification import checks_for, run_checks
-from integrations.http_checks import CheckResult
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,6 @@ import pytest
 from google.cloud import run_v2
 
 from integrations.cloud_run import (
-    CloudRunError,
     EnvVar,
     GoogleCloudRun,
     RetryPolicy,
@@ -21,6 +20,7 @@ from integrations.cloud_run import (
 )
 from integrations.emulators.google import GoogleEmulator, methods
 from integrations.gcp import GoogleClients
+from integrations.google_retry import GoogleCallError
 
 API = "medicalcor-api"
 SERVING = "medicalcor-api-00015-abc"
@@ -90,7 +90,7 @@ async def test_get_revision_config_of_an_old_revision(cloud_run: GoogleCloudRun)
     assert config.secret_refs() == {"API_SECRET_KEY": {"1"}}
     assert (config.memory, config.max_instances) == ("512Mi", 10)
     assert config.labels["team"] == "platform"  # beside Cloud Run's own labels
-    with pytest.raises(CloudRunError) as raised:
+    with pytest.raises(GoogleCallError) as raised:
         await cloud_run.get_revision_config(API, REGION, "medicalcor-api-00099-zzz")
     assert raised.value.kind == "not_found"
 
@@ -190,7 +190,7 @@ async def test_secret_versions_pin_env_refs_and_volume_items(
 async def test_pinning_a_secret_the_template_does_not_use_is_refused(
         cloud_run: GoogleCloudRun, emulator: GoogleEmulator) -> None:
     snapshot = await cloud_run.read_service(API, REGION)
-    with pytest.raises(CloudRunError) as raised:
+    with pytest.raises(GoogleCallError) as raised:
         await cloud_run.update_service(snapshot, edit=TemplateEdit(secret_versions={"NOPE": "1"}))
     assert raised.value.kind == "invalid" and "NOPE" in raised.value.message
     assert not emulator.calls_to(methods.UPDATE_SERVICE)
@@ -231,11 +231,11 @@ async def test_validate_only_changes_nothing(
     after = await cloud_run.read_service(API, REGION)
     assert after.etag == snapshot.etag and after.state.serving() == {SERVING: 100}
     assert name not in emulator.world.services[API].revisions
-    with pytest.raises(CloudRunError) as raised:  # validated all the same
+    with pytest.raises(GoogleCallError) as raised:  # validated all the same
         await cloud_run.update_service(snapshot, traffic={"medicalcor-api-00099-zzz": 100},
                                        validate_only=True)
     assert raised.value.kind == "invalid" and "does not exist" in raised.value.message
-    with pytest.raises(CloudRunError, match="add up to 100"):
+    with pytest.raises(GoogleCallError, match="add up to 100"):
         await cloud_run.update_service(snapshot, traffic={OLD: 60}, validate_only=True)
 
 
@@ -243,7 +243,7 @@ async def test_stale_snapshot_is_a_conflict_not_retried(
         cloud_run: GoogleCloudRun, emulator: GoogleEmulator) -> None:
     stale = await cloud_run.read_service(API, REGION)
     await _apply(cloud_run, await cloud_run.update_service(stale, traffic={OLD: 100}))
-    with pytest.raises(CloudRunError) as raised:
+    with pytest.raises(GoogleCallError) as raised:
         await cloud_run.update_service(
             stale, edit=TemplateEdit(image=IMAGE.format("v1.2.1")), traffic={SERVING: 100})
     assert raised.value.kind == "conflict" and not raised.value.transient
@@ -255,7 +255,7 @@ async def test_existing_revision_name_is_invalid(
         cloud_run: GoogleCloudRun, emulator: GoogleEmulator) -> None:
     snapshot = await cloud_run.read_service(API, REGION)
     for validate_only in (True, False):
-        with pytest.raises(CloudRunError) as raised:
+        with pytest.raises(GoogleCallError) as raised:
             await cloud_run.update_service(
                 snapshot, edit=TemplateEdit(image=IMAGE.format("v1.2.2")), revision_name=OLD,
                 validate_only=validate_only)

@@ -17,11 +17,11 @@ from integrations.cloud_run import RetryPolicy
 from integrations.emulators.google import GoogleEmulator, methods
 from integrations.emulators.world import UTC, EmuLogEntry, default_world
 from integrations.gcp import GoogleClients
+from integrations.google_retry import GoogleCallError
 from integrations.logs import (
     CloudLogs,
     ErrorLogSummary,
     GoogleCloudLogs,
-    LogsError,
     entry_message,
     error_filter,
     normalise,
@@ -136,19 +136,19 @@ async def test_transient_fault_is_retried(
 async def test_persistent_and_permanent_faults(
         logs: GoogleCloudLogs, emulator: GoogleEmulator, clients: GoogleClients) -> None:
     emulator.faults.inject(methods.LIST_LOG_ENTRIES, grpc.StatusCode.UNAVAILABLE, count=-1)
-    with pytest.raises(LogsError, match="unavailable") as info:
+    with pytest.raises(GoogleCallError, match="unavailable") as info:
         await logs.error_summary(API, T0)
     assert info.value.transient
     assert len(emulator.calls_to(methods.LIST_LOG_ENTRIES)) == FAST.attempts
     emulator.faults.clear()
 
     emulator.faults.inject(methods.LIST_LOG_ENTRIES, grpc.StatusCode.PERMISSION_DENIED)
-    with pytest.raises(LogsError, match="permission denied") as info:
+    with pytest.raises(GoogleCallError, match="permission denied") as info:
         await logs.error_summary(API, T0)
     assert not info.value.transient
 
     elsewhere = GoogleCloudLogs(clients.logging, "elsewhere", FAST)
-    with pytest.raises(LogsError, match="not found") as info:
+    with pytest.raises(GoogleCallError, match="not found") as info:
         await elsewhere.error_summary(API, T0)
     assert not info.value.transient
 

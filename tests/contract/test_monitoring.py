@@ -23,7 +23,8 @@ from integrations.emulators.google.monitoring import LIST_TIME_SERIES
 from integrations.emulators.target_app import TargetApp
 from integrations.emulators.world import EmuTrafficTarget, RequestMetrics, World, default_world
 from integrations.gcp import GoogleClients, make_google_clients
-from integrations.monitoring import GoogleCloudMonitoring, MonitoringError, RevisionMetrics
+from integrations.google_retry import GoogleCallError
+from integrations.monitoring import GoogleCloudMonitoring, RevisionMetrics
 from tests.contract.conftest import FakeClock
 
 API = "medicalcor-api"
@@ -122,7 +123,7 @@ async def test_transient_errors_are_retried(rig: Rig) -> None:
 async def test_refusals_are_not_retried(rig: Rig) -> None:
     rig.emulator.faults.inject(LIST_TIME_SERIES, grpc.StatusCode.INVALID_ARGUMENT,
                                count=-1, message="bad query")
-    with pytest.raises(MonitoringError) as caught:
+    with pytest.raises(GoogleCallError) as caught:
         await window(rig, 60)
     assert not caught.value.transient and "bad query" in caught.value.message
     # At most one call per query (the first refusal cancels the other): no retry.
@@ -131,9 +132,9 @@ async def test_refusals_are_not_retried(rig: Rig) -> None:
 
 async def test_client_rejects_bad_input(rig: Rig) -> None:
     t = rig.app.wall_time()
-    with pytest.raises(MonitoringError, match="empty window"):
+    with pytest.raises(GoogleCallError, match="empty window"):
         await rig.monitoring.revision_metrics(API, REGION, t, t)
-    with pytest.raises(MonitoringError, match="invalid service"):
+    with pytest.raises(GoogleCallError, match="invalid service"):
         await rig.monitoring.revision_metrics('x" OR 1', REGION, t, t)
 
 

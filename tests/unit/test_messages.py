@@ -13,6 +13,7 @@ import pytest
 
 from bot.catalog import RunbookSection, load_catalog
 from bot.changes.model import Change, State
+from bot.checks import CheckResult
 from bot.ids import RollbackAction, RollbackBlock, kind_and_subject_of_plan_actions
 from bot.messages import refusals, thread
 from bot.messages.base import Message
@@ -20,7 +21,6 @@ from bot.messages.history import history_message
 from bot.messages.plan import plan_card
 from bot.plans import CheckItem, Plan, RevisionFacts
 from bot.verification import serving_check
-from integrations.http_checks import CheckResult
 
 CURRENT = "medicalcor-api-00015-abc"
 TARGET = "medicalcor-api-00014-def"

@@ -11,10 +11,11 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from bot.catalog import ServiceSection, VerificationSection
-from bot.verification import CheckSpec, all_passed, checks_for, run_checks
+from bot.checks import CheckKind, CheckResult, all_passed
+from bot.verification import CheckSpec, checks_for, http_result, run_checks
 from integrations.emulators.target_app import TargetApp
 from integrations.emulators.world import EmuTrafficTarget, default_world
-from integrations.http_checks import CheckResult, HttpChecker
+from integrations.http_checks import HttpChecker, HttpCheckOutcome
 
 POLICY = VerificationSection(window_seconds=30, interval_seconds=10, timeout_seconds=5)
 
@@ -59,15 +60,15 @@ class ScriptedChecker:
         self.calls: list[tuple[str, float]] = []
 
     async def check(self, name: str, url: str, *, timeout: float,  # noqa: ASYNC109
-                    expect_json_status: str | None = None) -> CheckResult:
+                    expect_json_status: str | None = None) -> HttpCheckOutcome:
         started = self.vt.now
         self.calls.append((name, started))
         assert timeout == POLICY.timeout_seconds
         if self.duration:
             await self.vt.sleep(self.duration)
         ok = self.scripts[name](started)
-        return CheckResult(name=name, url=url, ok=ok, status=200 if ok else 503,
-                           detail="200 healthy" if ok else "503 unhealthy", elapsed_ms=1.0)
+        return HttpCheckOutcome(ok=ok, status=200 if ok else 503,
+                                detail="200 healthy" if ok else "503 unhealthy", elapsed_ms=1.0)
 
 
 def specs(*names: str) -> list[CheckSpec]:
@@ -178,6 +179,16 @@ async def test_nothing_configured_means_no_checks() -> None:
 
     assert await run_checks([], POLICY, HttpChecker(), on_result=on_result) == []
     assert called == [] and not all_passed([])
+
+
+def test_an_http_outcome_becomes_the_checks_result() -> None:
+    spec = CheckSpec("ready", "http://127.0.0.1:9/ready", "ready")
+    outcome = HttpCheckOutcome(ok=False, status=503, detail="503 unhealthy: redis=down",
+                               elapsed_ms=12.5, dependencies={"redis": "down"})
+    assert http_result(spec, outcome, attempts=3) == CheckResult(
+        name="ready", url="http://127.0.0.1:9/ready", ok=False, status=503,
+        detail="503 unhealthy: redis=down", elapsed_ms=12.5, attempts=3,
+        dependencies={"redis": "down"}, kind=CheckKind.HTTP)
 
 
 def test_checks_for_names_health_ready_and_smoke_paths() -> None:

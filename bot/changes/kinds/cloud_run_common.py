@@ -14,17 +14,13 @@ from typing import Any
 
 from bot.changes.kind import ChangeFailed
 from bot.changes.model import Change
+from bot.checks import CheckResult
 from bot.deps import Deps
 from bot.messages.thread import traffic_failed
 from bot.plans import CheckItem, RevisionFacts, primary_revision, traffic_plain
 from bot.verification import serving_check
-from integrations.cloud_run import (
-    CloudRunError,
-    RevisionConfig,
-    ServiceSnapshot,
-    ServiceState,
-)
-from integrations.http_checks import CheckResult
+from integrations.cloud_run import RevisionConfig, ServiceSnapshot, ServiceState
+from integrations.google_retry import GoogleCallError
 
 __all__ = ["RevisionConfig", "TemplateWords"]
 
@@ -146,7 +142,7 @@ async def read_state(deps: Deps, change: Change) -> tuple[ServiceState | None, s
     service, region = spec_service(change)
     try:
         return await deps.cloud_run.get_service(service, region), None
-    except CloudRunError as exc:
+    except GoogleCallError as exc:
         return None, exc.message
 
 
@@ -168,7 +164,7 @@ def failed_check(check: CheckResult, why: str) -> CheckResult:
     return dataclasses.replace(check, ok=False, detail=f"{check.detail}; but {why}")
 
 
-async def update_failed(deps: Deps, change: Change, exc: CloudRunError,
+async def update_failed(deps: Deps, change: Change, exc: GoogleCallError,
                         what: str = "Cloud Run traffic change") -> ChangeFailed:
     """Say exactly what failed and what serves now (read back, not assumed)."""
     state, _ = await read_state(deps, change)

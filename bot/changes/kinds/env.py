@@ -27,7 +27,8 @@ from bot.ids import KindName
 from bot.masking import Masker
 from bot.parsing import CommandError, resolve_revision, shorten
 from bot.plans import CheckItem, PlanError, cloud_run_problem
-from integrations.cloud_run import CloudRunError, EnvVar, ServiceSnapshot, TemplateEdit
+from integrations.cloud_run import EnvVar, ServiceSnapshot, TemplateEdit
+from integrations.google_retry import GoogleCallError
 
 SUBCOMMAND = "env"
 FROM, UNSET = "--from", "--unset"
@@ -119,7 +120,7 @@ class EnvKind(TemplateKind):
         try:
             config = await deps.cloud_run.get_revision_config(snapshot.state.name, region,
                                                               revision)
-        except CloudRunError as exc:
+        except GoogleCallError as exc:
             if exc.kind == "not_found":
                 return PlanError(
                     f"Revision `{revision}` does not exist in `{snapshot.state.name}`.",

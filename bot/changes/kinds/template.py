@@ -24,12 +24,13 @@ from typing import Any
 from bot.changes.kind import Applied, ChangeRequest, PlanDrift, PlannedChange, Prefetch
 from bot.changes.kinds import cloud_run_common as common
 from bot.changes.model import Change
+from bot.checks import CheckResult
 from bot.deps import Deps
 from bot.ids import KindName
 from bot.plans import Plan, PlanError, cloud_run_problem, runbook_checklist
 from bot.verification import serving_check
-from integrations.cloud_run import CloudRunError, ServiceSnapshot, TemplateEdit
-from integrations.http_checks import CheckResult
+from integrations.cloud_run import ServiceSnapshot, TemplateEdit
+from integrations.google_retry import GoogleCallError
 
 CHANGE_LABEL = "rollbot-change"
 _UPDATE_ATTEMPTS = 2  # a stale etag (someone else's edit) is re-read and re-checked once
@@ -74,7 +75,7 @@ class TemplateKind:
         try:
             snapshot = await deps.cloud_run.read_service(svc.cloud_run_service, region)
             current = await common.primary_facts(deps, snapshot, region)
-        except CloudRunError as exc:
+        except GoogleCallError as exc:
             return cloud_run_problem(exc, request.service, svc.cloud_run_service)
         wanted = await self.wanted(deps, request, snapshot)
         if isinstance(wanted, PlanError):
@@ -107,7 +108,7 @@ class TemplateKind:
                 snapshot, edit=self.edit(spec), labels={CHANGE_LABEL: "dry-run"},
                 **common.traffic_rule(snapshot, f"{spec['cloud_run_service']}-rb-dry-run"),
                 revision_name=f"{spec['cloud_run_service']}-rb-dry-run", validate_only=True)
-        except CloudRunError as exc:
+        except GoogleCallError as exc:
             return f"Cloud Run refused it: {exc.message}"
         return "Cloud Run accepted the update (validated only, nothing deployed)."
 
@@ -131,7 +132,7 @@ class TemplateKind:
                         snapshot, edit=self.edit(spec), revision_name=name,
                         labels={CHANGE_LABEL: str(change.id)},
                         **common.traffic_rule(snapshot, name))
-                except CloudRunError as exc:
+                except GoogleCallError as exc:
                     if exc.kind == "conflict" and attempt + 1 < _UPDATE_ATTEMPTS:
                         continue  # someone else's edit in between: read and check again
                     raise
@@ -140,7 +141,7 @@ class TemplateKind:
             service, region = common.spec_service(change)
             state = await deps.cloud_run.get_service(service, region)
             config = await deps.cloud_run.get_revision_config(service, region, name)
-        except CloudRunError as exc:
+        except GoogleCallError as exc:
             raise await common.update_failed(deps, change, exc, "Cloud Run update") from exc
         serving = state.serving()
         check = serving_check({name: 100}, serving, common.before_traffic(change),

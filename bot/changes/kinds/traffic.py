@@ -21,6 +21,7 @@ from bot.catalog import Catalog
 from bot.changes.kind import Applied, ChangeRequest, PlanDrift, PlannedChange, Prefetch, Usage
 from bot.changes.kinds import cloud_run_common as common
 from bot.changes.model import Change
+from bot.checks import CheckResult
 from bot.config_diff import diff_configs, short_summary
 from bot.deps import Deps
 from bot.ids import KindName
@@ -39,8 +40,8 @@ from bot.plans import (
     traffic_plain,
 )
 from bot.verification import serving_check
-from integrations.cloud_run import CloudRunError, ServiceState
-from integrations.http_checks import CheckResult
+from integrations.cloud_run import ServiceState
+from integrations.google_retry import GoogleCallError
 
 TO_LATEST = "--to-latest"
 _UPDATE_ATTEMPTS = 2  # a stale etag (someone else's edit) is re-read and re-checked once
@@ -91,7 +92,7 @@ class TrafficKind:
                                                        main)
             others = [await deps.cloud_run.get_revision(facts.cloud_run_service, facts.region,
                                                         rev) for rev in wanted if rev != main]
-        except CloudRunError as exc:
+        except GoogleCallError as exc:
             if exc.kind == "not_found":
                 return PlanError(
                     f"Revision `{exc_revision(exc, wanted)}` does not exist in "
@@ -149,7 +150,7 @@ class TrafficKind:
         try:
             target = await deps.cloud_run.get_revision(facts.cloud_run_service, facts.region,
                                                        latest)
-        except CloudRunError as exc:
+        except GoogleCallError as exc:
             return cloud_run_problem(exc, request.service, facts.cloud_run_service)
         checked = [
             CheckItem("Target identified", "ok", f"LATEST (now {latest})"),
@@ -194,7 +195,7 @@ class TrafficKind:
                                                          spec["region"])
             await deps.cloud_run.update_service(snapshot, validate_only=True,
                                                 **_routing(spec))
-        except CloudRunError as exc:
+        except GoogleCallError as exc:
             return f"Cloud Run refused it: {exc.message}"
         return "Cloud Run accepted the traffic change (validated only, nothing changed)."
 
@@ -215,14 +216,14 @@ class TrafficKind:
                 try:
                     operation = await deps.cloud_run.update_service(
                         snapshot, **_routing(change.spec))
-                except CloudRunError as exc:
+                except GoogleCallError as exc:
                     if exc.kind == "conflict" and attempt + 1 < _UPDATE_ATTEMPTS:
                         continue  # someone else's edit in between: read and check again
                     raise
                 await deps.cloud_run.wait_operation(operation)
                 break
             state = await deps.cloud_run.get_service(service, region)
-        except CloudRunError as exc:
+        except GoogleCallError as exc:
             raise await common.update_failed(deps, change, exc) from exc
         serving = state.serving()
         return Applied({"traffic": serving}, serving_check(
@@ -259,7 +260,7 @@ async def _also_changes(deps: Deps, facts: ServiceFacts, target: str) -> str:
             deps.cloud_run.get_revision_config(facts.cloud_run_service, facts.region,
                                                facts.current.name),
             deps.cloud_run.get_revision_config(facts.cloud_run_service, facts.region, target))
-    except CloudRunError:
+    except GoogleCallError:
         return ""
     masker = Masker(deps.catalog.masking.secret_env_patterns)
     return short_summary(diff_configs(serving, other, masker))
@@ -292,6 +293,6 @@ def _before(facts: ServiceFacts) -> dict[str, Any]:
     return {"traffic": facts.state.serving(), "latest": common.on_latest(facts.state)}
 
 
-def exc_revision(exc: CloudRunError, wanted: dict[str, int]) -> str:
+def exc_revision(exc: GoogleCallError, wanted: dict[str, int]) -> str:
     """Which of the wanted revisions Cloud Run did not find (its message names it)."""
     return next((rev for rev in wanted if rev in exc.message), next(iter(wanted)))
