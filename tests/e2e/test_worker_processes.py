@@ -167,7 +167,7 @@ def _set_up_line(serve: Proc, pid: int) -> re.Match[str] | None:
 async def test_a_replacement_worker_is_set_up_as_the_first_ones(
     emulated: Emulated,  # noqa: F811
 ) -> None:
-    serve, base = await _start(emulated, workers=1)
+    serve, _ = await _start(emulated, workers=1)
     listener = serve.proc.pid
     try:
         (worker,) = _children(listener)
