@@ -98,7 +98,8 @@ async def serve(host: str, settings: Settings, catalog: Catalog,
     from bot.runtime import Runtime, serve_http
     from bot.worker_processes import WorkerSupervisor
 
-    supervisor = WorkerSupervisor(worker_pids) if worker_pids is not None else None
+    supervisor = (WorkerSupervisor(worker_pids, grace_seconds=settings.shutdown_grace_seconds)
+                  if worker_pids is not None else None)
     try:
         runtime = await Runtime.start(settings, catalog, run_worker=supervisor is None)
     except BaseException:
@@ -114,10 +115,27 @@ async def serve(host: str, settings: Settings, catalog: Catalog,
     try:
         await _wait_for_signal()
     finally:
+        if supervisor is not None:
+            supervisor.begin_stop()  # the workers' grace runs while the listener stops
         await runner.cleanup()  # no new requests; hand-offs already made are drained below
         await runtime.stop()
         if supervisor is not None:
             await supervisor.stop()
+
+
+def work_for(supervisor: int | None) -> None:
+    """`rollbot worker`, on its own or as a replacement `rollbot serve` started
+    (`supervisor`: the listener's pid), set up as its first workers are."""
+    from bot import worker_processes
+
+    if supervisor is not None:
+        gc.disable()  # until start-up's imports are done (worker_processes.settle_heap)
+    settings, catalog = _load(require=SERVING)
+    if supervisor is not None:
+        import bot.runtime  # noqa: F401  (imported before the heap settles)
+
+        worker_processes.set_up_worker(supervisor)
+    asyncio.run(work(settings, catalog))
 
 
 async def work(settings: Settings, catalog: Catalog) -> None:
@@ -205,7 +223,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p_serve = sub.add_parser("serve", help="serve the Slack app over HTTP on $PORT")
     p_serve.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))
-    sub.add_parser("worker", help="run jobs only (`serve` starts $ROLLBOT_WORKERS of these)")
+    p_worker = sub.add_parser(
+        "worker", help="run jobs only (`serve` starts $ROLLBOT_WORKERS of these)")
+    p_worker.add_argument("--supervised-by", type=int, metavar="PID",
+                          help="set by `rollbot serve` for the workers it starts: stop when "
+                               "PID exits, run at niceness 19")
     sub.add_parser("socket", help="run the Slack app over Socket Mode ($SLACK_APP_TOKEN)")
     p_emulate = sub.add_parser("emulate", help="start Slack/Google/target-app emulators")
     p_emulate.add_argument("--no-stores", action="store_true",
@@ -231,8 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             serve_with_workers(args.host)
         elif args.command == "worker":
-            settings, catalog = _load(require=SERVING)
-            asyncio.run(work(settings, catalog))
+            work_for(args.supervised_by)
         elif args.command == "socket":
             asyncio.run(socket_mode())
         elif args.command == "emulate":

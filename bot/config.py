@@ -32,6 +32,11 @@ class Settings(BaseSettings):
     # Job worker processes `rollbot serve` runs beside its HTTP listener; 0 runs the
     # jobs on the listener's own event loop (where they compete with the acks).
     workers: int = Field(default=1, alias="ROLLBOT_WORKERS", ge=0, le=16)
+    # On SIGTERM, jobs already running get this long to finish; past it they are
+    # cancelled and queued again for any replica. Under Cloud Run's 10 s, which also
+    # has to cover closing the pools.
+    shutdown_grace_seconds: float = Field(
+        default=8.0, alias="ROLLBOT_SHUTDOWN_GRACE_SECONDS", ge=0, le=3600)
 
     @property
     def slack_api_base(self) -> str:

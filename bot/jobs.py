@@ -7,6 +7,7 @@ additional context.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import procrastinate
 import psycopg
 import psycopg_pool
+from procrastinate.jobs import Job
 
 from bot import config_views, history_view, revisions_view
 from bot.changes.kind import ChangeRequest
@@ -51,6 +53,20 @@ from bot.workflow import (
 log = logging.getLogger(__name__)
 
 MAINTENANCE_CRON = "* * * * *"  # every minute: stalled jobs, orphaned rollbacks, expiry
+CUT_OFF_RETRIES = 5  # a job stopped this often by shutdowns is left to the maintenance
+
+
+class RetryWhenCutOff(procrastinate.BaseRetryStrategy):
+    """A job still running when its worker's shutdown grace ran out is cancelled:
+    queue it again at once, for any replica, as a dead replica's job would be
+    (recovery.retry_stalled_jobs). Every job may run twice: a confirm job resumes
+    the rollback it confirmed. A job that failed is not retried."""
+
+    def get_retry_decision(self, *, exception: BaseException, job: Job
+                           ) -> procrastinate.RetryDecision | None:
+        if isinstance(exception, asyncio.CancelledError) and job.attempts < CUT_OFF_RETRIES:
+            return procrastinate.RetryDecision()
+        return None
 
 
 async def list_revisions_job(context: procrastinate.JobContext, *, service: str,
@@ -167,9 +183,10 @@ def build_job_app(database_url: str) -> procrastinate.App:
 
     app = procrastinate.App(connector=PsycopgConnector(
         conninfo=database_url, min_size=1, max_size=4, pool_factory=_job_pool))
+    retry = RetryWhenCutOff()
     for name, (func, queue) in TASKS.items():
-        app.task(name=name, queue=queue, pass_context=True)(func)
-    maintenance = app.task(name=MAINTENANCE, queue="maintenance", pass_context=True)(
-        maintenance_job)
+        app.task(name=name, queue=queue, pass_context=True, retry=retry)(func)
+    maintenance = app.task(name=MAINTENANCE, queue="maintenance", pass_context=True,
+                           retry=retry)(maintenance_job)
     app.periodic(cron=MAINTENANCE_CRON, periodic_id="maintenance")(maintenance)
     return app

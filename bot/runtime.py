@@ -48,6 +48,10 @@ from integrations.monitoring import GoogleCloudMonitoring
 
 log = logging.getLogger(__name__)
 
+# Past the grace period: cancelling the jobs left, recording them and unregistering
+# the worker take well under this.
+WORKER_WIND_DOWN_SECONDS = 1.5
+
 
 class ListenerHasNoCloudRun:
     """Cloud Run as `rollbot serve`'s HTTP listener sees it: absent. Its listeners
@@ -158,7 +162,8 @@ class Runtime:
             listen_notify=True,
             fetch_job_polling_interval=1.0,  # fallback when a NOTIFY is missed
             delete_jobs="successful",
-            shutdown_graceful_timeout=10.0,
+            # Past it, procrastinate cancels the jobs; bot/jobs.py queues them again.
+            shutdown_graceful_timeout=self.deps.settings.shutdown_grace_seconds,
         ), name="procrastinate-worker")
 
     async def readiness(self) -> dict[str, str]:
@@ -167,16 +172,15 @@ class Runtime:
         return {"database": database, "redis": redis}
 
     async def stop(self) -> None:
+        """Stop in order: the worker takes no new job and gives the running ones the
+        grace period (ROLLBOT_SHUTDOWN_GRACE_SECONDS), past which they are cancelled
+        and queued again; the listener's hand-offs are written meanwhile. Only then
+        the job app, the HTTP sessions, the Google clients and the pools close, so
+        no job still running finds them closed."""
+        worker_stopped = asyncio.ensure_future(self._stop_worker())
         await self.deps.handoffs.drain()
         await self.deps.dispatcher.drain()
-        if self._worker is not None:
-            self._worker.cancel()
-            # Bounded: with the database gone, procrastinate's worker keeps
-            # retrying its listener for a long time before it honours the cancel.
-            done, _ = await asyncio.wait({self._worker}, timeout=5)
-            for task in done:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    task.result()
+        await worker_stopped
         await self.deps.jobs.close_async()
         await self.deps.http.close()
         await self.deps.slack.close()
@@ -184,6 +188,21 @@ class Runtime:
             await self.google.close()
         await self.deps.redis.aclose()
         await self.deps.pool.close()
+
+    async def _stop_worker(self) -> None:
+        if self._worker is None:
+            return
+        # procrastinate's graceful stop: a cancelled run_worker_async stops fetching,
+        # waits for the running jobs (shutdown_graceful_timeout), cancels the rest,
+        # records their outcome and unregisters the worker.
+        self._worker.cancel()
+        within = self.deps.settings.shutdown_grace_seconds + WORKER_WIND_DOWN_SECONDS
+        done, _ = await asyncio.wait({self._worker}, timeout=within)
+        if not done:  # e.g. the database is gone and its listener keeps retrying
+            log.error("the job worker did not stop within %.1f s; closing anyway", within)
+        for task in done:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                task.result()
 
 
 async def serve_http(runtime: Runtime, host: str, port: int) -> tuple[web.AppRunner, str]:

@@ -6,9 +6,11 @@ the whole bot, and the jobs stay in Postgres, so nothing is lost if a worker die
 The first workers are forked once every module is imported and before any event
 loop, thread, socket or gRPC channel exists (gRPC must not be forked with live
 channels): they share the imported code's memory pages with the listener. A
-worker that dies is replaced by a fresh `python -m bot worker` (forking from a
-running event loop is unsafe). Each worker asks the kernel to stop it when the
-listener dies (PR_SET_PDEATHSIG), so none outlives it, even after a SIGKILL.
+worker that dies is replaced by a fresh `python -m bot worker --supervised-by PID`
+(forking from a running event loop is unsafe). Both kinds go through
+set_up_worker: niceness 19, a frozen heap, and a request to the kernel to stop the
+worker when the listener dies (PR_SET_PDEATHSIG), so none outlives it, even after
+a SIGKILL.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from collections.abc import Callable
 log = logging.getLogger(__name__)
 
 PR_SET_PDEATHSIG = 1
-STOP_GRACE_SECONDS = 15.0  # the worker's own graceful shutdown is 10 s
+# Beyond a worker's shutdown grace: its jobs' wind-down, then closing its pools.
+STOP_MARGIN_SECONDS = 2.5
 RESTART_BACKOFF_SECONDS = (1.0, 2.0, 5.0, 10.0, 30.0)
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Under CPU contention the kernel favours the listener (Slack gives up after 3 s);
@@ -48,11 +51,26 @@ def share_metrics_between_processes() -> Callable[[], None]:
     return lambda: shutil.rmtree(path, ignore_errors=True)
 
 
-def _die_with_parent(parent: int) -> None:
+def set_up_worker(parent: int) -> None:
+    """Make this process one of `rollbot serve`'s workers: the first ones (forked)
+    and their replacements (`rollbot worker --supervised-by PID`) alike. Call after
+    start-up's imports, before any event loop or thread exists.
+
+    - The kernel sends it SIGTERM when `parent` dies (PR_SET_PDEATHSIG), so none
+      outlives the listener, even one killed with SIGKILL; a parent that died before
+      the request took effect is caught by reading getppid afterwards.
+    - Niceness 19: under CPU contention the kernel favours the listener's acks.
+    - The heap is settled (settle_heap): a no-op in a fork, which shares its frozen
+      heap with the listener; a replacement freezes its own imports."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != parent:  # the parent died before prctl took effect
         os._exit(1)
+    os.setpriority(os.PRIO_PROCESS, 0, max(WORKER_NICENESS, os.getpriority(os.PRIO_PROCESS, 0)))
+    settle_heap()
+    log.info("worker process %s set up: niceness %s, stops with process %s, %s objects "
+             "frozen", os.getpid(), os.getpriority(os.PRIO_PROCESS, 0), parent,
+             gc.get_freeze_count())
 
 
 def settle_heap() -> None:
@@ -80,8 +98,7 @@ def fork_workers(count: int, run: Callable[[], int]) -> list[int]:
         if pid == 0:
             code = 1
             try:
-                _die_with_parent(parent)
-                os.nice(WORKER_NICENESS)
+                set_up_worker(parent)
                 code = run()
             except BaseException:  # the child must never fall back into the parent's code
                 log.exception("worker process failed")
@@ -117,8 +134,11 @@ class _Child:
 class WorkerSupervisor:
     """Keeps `count` worker processes running beside the listener."""
 
-    def __init__(self, pids: list[int], *, poll_seconds: float = 0.5) -> None:
+    def __init__(self, pids: list[int], *, grace_seconds: float,
+                 poll_seconds: float = 0.5) -> None:
+        """`grace_seconds`: the workers' own shutdown grace (ROLLBOT_SHUTDOWN_GRACE_SECONDS)."""
         self._children = [_Child(pid) for pid in pids]
+        self._stop_within = grace_seconds + STOP_MARGIN_SECONDS
         self._poll = poll_seconds
         self._stopping = False
         self._restarts = 0
@@ -153,32 +173,41 @@ class WorkerSupervisor:
 
     async def _spawn(self) -> _Child:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", "worker", stdin=asyncio.subprocess.DEVNULL)
+            sys.executable, "-m", "bot", "worker", "--supervised-by", str(os.getpid()),
+            stdin=asyncio.subprocess.DEVNULL)
         log.info("worker process %s started", proc.pid)
         return _Child(proc.pid, proc)
 
-    async def stop(self) -> None:
-        """SIGTERM every worker (each finishes or hands back its jobs), then wait;
-        SIGKILL what is still running after the grace period."""
+    def begin_stop(self) -> None:
+        """SIGTERM every worker: each takes no new job and finishes (or hands back)
+        the ones it runs, while the listener stops beside them."""
         self._stopping = True
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
         for child in self._children:
             if child.exit_code() is None:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(child.pid, signal.SIGTERM)
+
+    async def stop(self) -> None:
+        """begin_stop (unless done), then wait for the workers; SIGKILL what still
+        runs past their grace period and margin (its jobs stall, and recovery
+        queues them again)."""
+        if not self._stopping:
+            self.begin_stop()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + STOP_GRACE_SECONDS
+        deadline = loop.time() + self._stop_within
         while loop.time() < deadline:
             if all(child.exit_code() is not None for child in self._children):
                 return
             await asyncio.sleep(0.05)
         for child in self._children:
             if child.exit_code() is None:
-                log.error("worker process %s did not stop within %.0f s; killing it",
-                          child.pid, STOP_GRACE_SECONDS)
+                log.error("worker process %s did not stop within %.1f s; killing it",
+                          child.pid, self._stop_within)
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(child.pid, signal.SIGKILL)
                 for _ in range(100):  # reap it: SIGKILL takes effect at once

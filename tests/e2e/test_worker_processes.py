@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -151,6 +152,40 @@ async def test_a_worker_does_not_outlive_a_killed_listener(
         serve.proc.kill()  # no clean-up code runs in the listener
         await serve.proc.wait()
         await _until("the workers to stop", lambda: all(_gone(pid) for pid in workers))
+    finally:
+        await serve.stop()
+
+
+def _set_up_line(serve: Proc, pid: int) -> re.Match[str] | None:
+    """The line `worker_processes.set_up_worker` logs in worker `pid`."""
+    serve.stderr.seek(0)
+    text = serve.stderr.read().decode(errors="replace")
+    return re.search(rf"worker process {pid} set up: niceness (\d+), stops with process "
+                     rf"(\d+), (\d+) objects frozen", text)
+
+
+async def test_a_replacement_worker_is_set_up_as_the_first_ones(
+    emulated: Emulated,  # noqa: F811
+) -> None:
+    serve, _ = await _start(emulated, workers=1)
+    listener = serve.proc.pid
+    try:
+        (worker,) = _children(listener)
+        os.kill(worker, signal.SIGKILL)
+        await _until("a replacement worker", lambda: _children(listener) not in ([], [worker]))
+        (replacement,) = _children(listener)
+        await _until("the replacement's set-up", lambda: _set_up_line(serve, replacement))
+        assert _niceness(replacement) == 19
+        line = _set_up_line(serve, replacement)
+        assert line is not None
+        assert (int(line[1]), int(line[2])) == (19, listener)
+        assert int(line[3]) > 100_000  # its imports' objects, frozen (settle_heap)
+        first = _set_up_line(serve, worker)
+        assert first is not None and int(first[1]) == 19  # the same set-up as the fork's
+
+        serve.proc.kill()  # no clean-up code runs in the listener: only the kernel's signal
+        await serve.proc.wait()
+        await _until("the replacement to stop", lambda: _gone(replacement))
     finally:
         await serve.stop()
 
