@@ -10,8 +10,8 @@ import logging
 
 import aiohttp
 
-from bot.analysis import Measurement
 from bot.deps import Deps
+from bot.judgement import Measurement
 from integrations import prom_metrics
 from integrations.logs import LogsError
 from integrations.monitoring import MonitoringError

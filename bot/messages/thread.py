@@ -130,7 +130,7 @@ def summary(rollback: Rollback, *, stage: str, results: list[CheckResult]) -> Me
     return _message(text, *blocks)
 
 
-def verdict(
+def verdict_message(
     rollback: Rollback,
     results: list[CheckResult],
     runbook: RunbookSection,

@@ -12,13 +12,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from bot.analysis import Measurement, compare, verdict
 from bot.deps import Deps
 from bot.jobs_names import ANALYSE
+from bot.judgement import Measurement, compare, judge
 from bot.measure import measure
-from bot.messages.analysis import measurement_table
 from bot.messages.base import Message as SlackMessage
 from bot.messages.base import context
+from bot.messages.measurements import measurement_table
 from bot.rollbacks.model import Rollback, State
 from bot.workflow.posting import in_thread, refresh_card
 
@@ -77,7 +77,7 @@ async def analyse(deps: Deps, rollback_id: int, index: int, changed_at: str) -> 
     analysis = [*rollback.analysis, {**after.to_json(), "index": index}]
     tables = [compare(baseline, Measurement.from_json(
         {k: v for k, v in m.items() if k != "index"}), policy) for m in analysis]
-    outcome = verdict(rollback.state == State.SUCCEEDED, tables)
+    outcome = judge(rollback.state == State.SUCCEEDED, tables)
     updated = await deps.rollbacks.set_fields(rollback.id, analysis=analysis, verdict=outcome)
     await deps.audit.record(
         actor="rollbot", action="analysis", service=rollback.service, rollback_id=rollback.id,

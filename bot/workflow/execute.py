@@ -22,7 +22,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from bot.deps import Deps
-from bot.messages.thread import announcement, recovery_note, traffic_failed, verdict
+from bot.messages.thread import announcement, recovery_note, traffic_failed, verdict_message
 from bot.metrics import record_rollback_outcome
 from bot.rollbacks.model import Rollback, State
 from bot.verification import serving_check
@@ -171,7 +171,7 @@ async def _traffic_failed(deps: Deps, rollback: Rollback, region: str,
     await in_thread(deps, final, traffic_failed(
         error, now, before=rollback.traffic_before,
         cloud_run_service=rollback.cloud_run_service, region=region))
-    await in_thread(deps, final, verdict(final, [], deps.catalog.runbook, error=error))
+    await in_thread(deps, final, verdict_message(final, [], deps.catalog.runbook, error=error))
     unchanged = now == rollback.traffic_before
     view.summary(final, "Failed: traffic unchanged" if unchanged else "Failed")
     view.card(final, final_note="Traffic unchanged." if unchanged else None)

@@ -16,7 +16,7 @@ import time
 from bot.deps import Deps
 from bot.messages.base import Message, mrkdwn_section
 from bot.messages.plan import clip
-from bot.messages.thread import check_line, verdict
+from bot.messages.thread import check_line, verdict_message
 from bot.metrics import record_rollback_outcome
 from bot.rollbacks.model import Rollback, State, Verdict
 from bot.smoke import smoke_command_check
@@ -150,6 +150,7 @@ async def verify_rollback(
                  "checks": [{"name": r.name, "ok": r.ok, "detail": r.detail}
                             for r in final_results]})
     note = "No health checks are configured for this service." if unchecked else None
-    await in_thread(deps, done, verdict(done, final_results, deps.catalog.runbook, error=error))
+    await in_thread(deps, done, verdict_message(
+        done, final_results, deps.catalog.runbook, error=error))
     view.summary(done, "Done", final_results)
     view.card(done, final_note=note)

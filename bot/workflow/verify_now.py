@@ -7,12 +7,12 @@ import logging
 
 from slack_sdk.errors import SlackApiError
 
-from bot.analysis import compare, verdict
 from bot.deps import Deps
 from bot.inbound import SlashCommand
+from bot.judgement import compare, judge
 from bot.measure import measure
-from bot.messages.analysis import measurement_table
 from bot.messages.base import Message, context, ephemeral_error, mrkdwn_section, user_mention
+from bot.messages.measurements import measurement_table
 from bot.messages.thread import check_line
 from bot.verification import checks_for, run_checks
 from integrations.http_checks import CheckResult
@@ -48,7 +48,7 @@ async def verify_now(deps: Deps, service: str, command: SlashCommand) -> None:
     rows = compare(None, now, svc.verification)
     await say(measurement_table(service, now, rows))
     immediate_ok = all(r.ok for r in results)
-    outcome = verdict(immediate_ok, [rows])
+    outcome = judge(immediate_ok, [rows])
     icon = {"verified": "✅", "degraded": "⚠️", "failed": "❌"}[outcome]
     text = f"{icon} {service}: *{outcome}*"
     if not results:

@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from bot.analysis import Measurement
 from bot.catalog import SmokeCommand
+from bot.judgement import Measurement
 from bot.rollbacks.model import Rollback, State
 from tests.e2e.conftest import RunningBot
 from tests.e2e.test_rollback_flow import (

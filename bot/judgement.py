@@ -11,6 +11,7 @@ import dataclasses
 from typing import Any, Literal
 
 from bot.catalog import VerificationSection
+from bot.rollbacks.model import Verdict
 
 Outcome = Literal["pass", "fail", "unknown"]
 
@@ -119,19 +120,16 @@ def compare(baseline: Measurement | None, after: Measurement,
     return rows
 
 
-Verdict = Literal["verified", "degraded", "failed"]
-
-
-def verdict(immediate_ok: bool, tables: list[list[Row]]) -> Verdict:
+def judge(immediate_ok: bool, tables: list[list[Row]]) -> Verdict:
     """failed: the immediate checks failed. degraded: they passed but the latest
     metrics fail a threshold (or could not be read at all). verified: all passed."""
     if not immediate_ok:
-        return "failed"
+        return Verdict.FAILED
     if not tables:
-        return "verified"
+        return Verdict.VERIFIED
     latest = tables[-1]
     if any(row.outcome == "fail" for row in latest):
-        return "degraded"
+        return Verdict.DEGRADED
     if all(row.outcome == "unknown" for row in latest):
-        return "degraded"
-    return "verified"
+        return Verdict.DEGRADED
+    return Verdict.VERIFIED

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from bot.analysis import Measurement, compare, verdict
 from bot.catalog import VerificationSection
+from bot.judgement import Measurement, compare, judge
 
 POLICY = VerificationSection(max_error_rate=0.01, max_p95_latency_ms=1000, min_requests=100)
 BASELINE = Measurement("baseline", "test", error_rate=0.35, p95_latency_ms=2400, requests=5000,
@@ -19,7 +19,7 @@ def test_healed_service_passes_every_row() -> None:
     assert {r.outcome for r in rows} == {"pass"}
     assert rows[0].before == "35.00%" and rows[0].after == "0.10%"
     assert rows[0].change == "-34.90 pp"
-    assert verdict(True, [rows]) == "verified"
+    assert judge(True, [rows]) == "verified"
 
 
 def test_thresholds_fail_and_make_the_verdict_degraded() -> None:
@@ -27,7 +27,7 @@ def test_thresholds_fail_and_make_the_verdict_degraded() -> None:
                         requests=2400, log_errors=600, log_window_seconds=120)
     outcomes = _outcomes(after)
     assert outcomes == {"5xx rate": "fail", "p95 latency": "fail", "errors in logs": "fail"}
-    assert verdict(True, [compare(BASELINE, after, POLICY)]) == "degraded"
+    assert judge(True, [compare(BASELINE, after, POLICY)]) == "degraded"
 
 
 def test_too_few_requests_is_unknown_not_a_verdict_on_noise() -> None:
@@ -40,9 +40,9 @@ def test_too_few_requests_is_unknown_not_a_verdict_on_noise() -> None:
 def test_no_data_at_all_is_degraded_and_failed_checks_are_failed() -> None:
     empty = compare(None, Measurement("now", "none"), POLICY)
     assert {r.outcome for r in empty} == {"unknown"}
-    assert verdict(True, [empty]) == "degraded"
-    assert verdict(False, [empty]) == "failed"
-    assert verdict(True, []) == "verified"
+    assert judge(True, [empty]) == "degraded"
+    assert judge(False, [empty]) == "failed"
+    assert judge(True, []) == "verified"
 
 
 def test_measurement_round_trips_through_json() -> None:
@@ -59,7 +59,7 @@ def test_a_stray_log_error_over_a_short_window_is_tolerated_not_degraded() -> No
                         requests=2400, log_errors=1, log_window_seconds=1.5)
     rows = compare(quiet, after, POLICY)
     assert {r.metric: r.outcome for r in rows}["errors in logs"] == "pass"
-    assert verdict(True, [rows]) == "verified"
+    assert judge(True, [rows]) == "verified"
     assert "≤ 3 in all" in rows[2].rule
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from slack_sdk.models.blocks import Block
 
-from bot.analysis import Measurement, Row
+from bot.judgement import Measurement, Row
 from bot.messages.base import Message, context, mrkdwn_section
 from bot.messages.plan import clip, esc
 
