@@ -1,19 +1,26 @@
 """Analysis as data (Argo Rollouts / Flagger style): a measurement compared with
-the baseline and the catalog's thresholds decides pass or fail.
+the baseline and the catalog's thresholds gives each metric pass, fail or
+inconclusive (with the reason), and `judge` turns those into one verdict.
 
 Pure: the sources (Cloud Monitoring, the service's /metrics, Cloud Logging)
-are read in bot/measure.py; this module only judges.
+are read in bot/measure.py; this module only judges. No data is never a pass.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Literal
+from collections.abc import Sequence
+from enum import StrEnum
+from typing import Any
 
 from bot.catalog import VerificationSection
 from bot.rollbacks.model import Verdict
 
-Outcome = Literal["pass", "fail", "unknown"]
+
+class Outcome(StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+    INCONCLUSIVE = "inconclusive"  # too few requests, or the source could not be read
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,7 +35,13 @@ class Measurement:
     log_errors: int | None = None  # severity>=ERROR entries in the window
     log_window_seconds: float | None = None
     log_samples: tuple[str, ...] = ()
-    problems: tuple[str, ...] = ()  # sources that could not be read, said plainly
+    metrics_problems: tuple[str, ...] = ()  # why the 5xx rate and latency sources failed
+    logs_problem: str | None = None  # why Cloud Logging could not be read
+
+    @property
+    def problems(self) -> tuple[str, ...]:
+        """Every source that could not be read, said plainly."""
+        return (*self.metrics_problems, *([self.logs_problem] if self.logs_problem else []))
 
     @property
     def log_errors_per_minute(self) -> float | None:
@@ -39,14 +52,16 @@ class Measurement:
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["log_samples"] = list(self.log_samples)
-        data["problems"] = list(self.problems)
+        data["metrics_problems"] = list(self.metrics_problems)
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Measurement:
         data = dict(data)
+        # Stored before the metrics' problems were kept apart from the logs' one.
+        legacy = data.pop("problems", ())
         data["log_samples"] = tuple(data.get("log_samples", ()))
-        data["problems"] = tuple(data.get("problems", ()))
+        data["metrics_problems"] = tuple(data.get("metrics_problems", legacy))
         return cls(**data)
 
 
@@ -60,6 +75,15 @@ class Row:
     change: str
     outcome: Outcome
     rule: str
+    reason: str = ""  # why it failed or is inconclusive, for people; "" when it passed
+
+
+@dataclasses.dataclass(frozen=True)
+class Judgement:
+    """A verdict and why it is not `verified` (empty when it is)."""
+
+    verdict: Verdict
+    reasons: tuple[str, ...] = ()
 
 
 def _pct(value: float | None) -> str:
@@ -85,51 +109,91 @@ def _change(before: float | None, after: float | None, fmt: str) -> str:
     return f"{delta:+.1f}/min"
 
 
+def _unknown_because(after: Measurement, value: float | None,
+                     policy: VerificationSection) -> str | None:
+    """Why a rate or percentile of `after` says nothing, or None when it can be judged."""
+    if after.requests is not None and after.requests < policy.min_requests:
+        return f"{after.requests:.0f} requests, fewer than `min_requests` {policy.min_requests}"
+    if value is not None:
+        return None
+    if after.metrics_problems:
+        return " and ".join(after.metrics_problems)
+    if after.source == "none":
+        return "no metrics source (neither Cloud Monitoring nor `metrics_url`)"
+    return f"{after.source} had no data"
+
+
+def _threshold_row(metric: str, before: float | None, after: float | None, limit: float,
+                   fmt: str, unknown: str | None) -> Row:
+    show = _pct if fmt == "pct" else _ms
+    rule = f"≤ {show(limit)}"
+    cells = (metric, show(before), show(after), _change(before, after, fmt))
+    if unknown is not None or after is None:
+        return Row(*cells, Outcome.INCONCLUSIVE, rule, unknown or "no data")
+    if after <= limit:
+        return Row(*cells, Outcome.PASS, rule)
+    return Row(*cells, Outcome.FAIL, rule, f"{show(after)}, above {show(limit)}")
+
+
+def _logs_row(before: Measurement, after: Measurement, tolerated: int) -> Row:
+    """Errors in logs pass when fewer per minute than before, or no more than
+    `tolerated` in all (a rate from one line over seconds is noise)."""
+    b_logs, a_logs = before.log_errors_per_minute, after.log_errors_per_minute
+    rule = f"lower than before, or ≤ {tolerated} in all" if tolerated else "lower than before"
+    cells = ("errors in logs", _per_min(b_logs), _per_min(a_logs),
+             _change(b_logs, a_logs, "rate"))
+    if a_logs is None:
+        return Row(*cells, Outcome.INCONCLUSIVE, rule,
+                   after.logs_problem or "Cloud Logging was not read")
+    count = after.log_errors or 0
+    if count <= tolerated or (b_logs is not None and a_logs < b_logs):
+        return Row(*cells, Outcome.PASS, rule)
+    too_many = f"{count} errors, more than `tolerated_log_errors` {tolerated}"
+    if b_logs is None:
+        return Row(*cells, Outcome.INCONCLUSIVE, rule,
+                   f"{too_many}, and no baseline to compare with")
+    return Row(*cells, Outcome.FAIL, rule,
+               f"{_per_min(a_logs)}, not lower than {_per_min(b_logs)} before; {too_many}")
+
+
 def compare(baseline: Measurement | None, after: Measurement,
             policy: VerificationSection) -> list[Row]:
     """The table: error rate and latency against thresholds, log errors
-    against the baseline (they must be lower, or zero)."""
+    against the baseline (they must be lower, or few)."""
     before = baseline or Measurement(label="baseline", source="none")
-    rows: list[Row] = []
-
-    enough = after.requests is None or after.requests >= policy.min_requests
-    rate_ok: Outcome = ("unknown" if after.error_rate is None or not enough
-                        else "pass" if after.error_rate <= policy.max_error_rate else "fail")
-    rows.append(Row("5xx rate", _pct(before.error_rate), _pct(after.error_rate),
-                    _change(before.error_rate, after.error_rate, "pct"), rate_ok,
-                    f"≤ {_pct(policy.max_error_rate)}"))
-
-    latency_ok: Outcome = (
-        "unknown" if after.p95_latency_ms is None or not enough
-        else "pass" if after.p95_latency_ms <= policy.max_p95_latency_ms else "fail")
-    rows.append(Row("p95 latency", _ms(before.p95_latency_ms), _ms(after.p95_latency_ms),
-                    _change(before.p95_latency_ms, after.p95_latency_ms, "ms"), latency_ok,
-                    f"≤ {_ms(policy.max_p95_latency_ms)}"))
-
-    b_logs, a_logs = before.log_errors_per_minute, after.log_errors_per_minute
-    tolerated = policy.tolerated_log_errors
-    if a_logs is None:
-        logs_ok: Outcome = "unknown"
-    elif (after.log_errors or 0) <= tolerated or (b_logs is not None and a_logs < b_logs):
-        logs_ok = "pass"
-    else:
-        logs_ok = "fail" if b_logs is not None else "unknown"
-    rule = f"lower than before, or ≤ {tolerated} in all" if tolerated else "lower than before"
-    rows.append(Row("errors in logs", _per_min(b_logs), _per_min(a_logs),
-                    _change(b_logs, a_logs, "rate"), logs_ok, rule))
-    return rows
+    return [
+        _threshold_row("5xx rate", before.error_rate, after.error_rate, policy.max_error_rate,
+                       "pct", _unknown_because(after, after.error_rate, policy)),
+        _threshold_row("p95 latency", before.p95_latency_ms, after.p95_latency_ms,
+                       policy.max_p95_latency_ms, "ms",
+                       _unknown_because(after, after.p95_latency_ms, policy)),
+        _logs_row(before, after, policy.tolerated_log_errors),
+    ]
 
 
-def judge(immediate_ok: bool, tables: list[list[Row]]) -> Verdict:
-    """failed: the immediate checks failed. degraded: they passed but the latest
-    metrics fail a threshold (or could not be read at all). verified: all passed."""
+def inconclusive_summary(rows: Sequence[Row]) -> str:
+    """`5xx rate, p95 latency: 15 requests, fewer than …`: the inconclusive rows,
+    grouped by reason (one reason usually covers several metrics)."""
+    by_reason: dict[str, list[str]] = {}
+    for row in rows:
+        if row.outcome == Outcome.INCONCLUSIVE:
+            by_reason.setdefault(row.reason, []).append(row.metric)
+    return "; ".join(f"{', '.join(metrics)}: {reason}" for reason, metrics in by_reason.items())
+
+
+def judge(immediate_ok: bool, rows: Sequence[Row]) -> Judgement:
+    """The verdict from the immediate checks and one measurement's rows.
+
+    failed: the immediate checks failed. degraded: they passed, but a metric failed
+    its threshold or is inconclusive (no data is never a pass), or nothing was
+    measured. verified: every row passed.
+    """
+    reasons = [] if immediate_ok else ["the immediate checks failed"]
+    reasons += [f"{row.metric}: {row.reason}" for row in rows if row.outcome == Outcome.FAIL]
+    if not rows:
+        reasons.append("metrics unknown: nothing was measured")
+    elif any(row.outcome == Outcome.INCONCLUSIVE for row in rows):
+        reasons.append(f"metrics unknown ({inconclusive_summary(rows)})")
     if not immediate_ok:
-        return Verdict.FAILED
-    if not tables:
-        return Verdict.VERIFIED
-    latest = tables[-1]
-    if any(row.outcome == "fail" for row in latest):
-        return Verdict.DEGRADED
-    if all(row.outcome == "unknown" for row in latest):
-        return Verdict.DEGRADED
-    return Verdict.VERIFIED
+        return Judgement(Verdict.FAILED, tuple(reasons))
+    return Judgement(Verdict.DEGRADED if reasons else Verdict.VERIFIED, tuple(reasons))

@@ -32,7 +32,7 @@ async def measure(deps: Deps, service: str, label: str, *, since: dt.datetime | 
     region = deps.catalog.region_of(service)
     end = _now()
     start = since or end - dt.timedelta(seconds=policy.baseline_seconds)
-    problems: list[str] = []
+    metrics_problems: list[str] = []
     error_rate = p95 = requests = None
     source = "none"
 
@@ -54,7 +54,7 @@ async def measure(deps: Deps, service: str, label: str, *, since: dt.datetime | 
             p95 = max(latencies) if latencies else None
             source = f"Cloud Monitoring ({revision})" if revision else "Cloud Monitoring"
         except MonitoringError as exc:
-            problems.append(f"Cloud Monitoring: {exc.message}")
+            metrics_problems.append(exc.message)  # "Cloud Monitoring unavailable: …"
             use_monitoring = False
     if not use_monitoring and svc.metrics_url:
         try:
@@ -65,9 +65,10 @@ async def measure(deps: Deps, service: str, label: str, *, since: dt.datetime | 
             error_rate, p95, requests = window.error_rate, window.p95_latency_ms, window.requests
             source = "metrics_url"
         except prom_metrics.MetricsScrapeError as exc:
-            problems.append(f"/metrics: {exc}")
+            metrics_problems.append(exc.message)  # "metrics at URL answered 503 …"
 
-    log_errors = None
+    log_errors: int | None = None
+    logs_problem: str | None = None
     samples: tuple[str, ...] = ()
     window_seconds = (end - start).total_seconds()
     if deps.logs is not None:
@@ -75,9 +76,9 @@ async def measure(deps: Deps, service: str, label: str, *, since: dt.datetime | 
             summary = await deps.logs.error_summary(svc.cloud_run_service, start, end)
             log_errors, samples = summary.count, summary.samples
         except LogsError as exc:
-            problems.append(f"Cloud Logging: {exc.message}")
+            logs_problem = exc.message  # "Cloud Logging unavailable: …"
     return Measurement(
         label=label, source=source, error_rate=error_rate, p95_latency_ms=p95,
         requests=requests, log_errors=log_errors,
         log_window_seconds=window_seconds if log_errors is not None else None,
-        log_samples=samples, problems=tuple(problems))
+        log_samples=samples, metrics_problems=tuple(metrics_problems), logs_problem=logs_problem)
