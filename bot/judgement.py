@@ -181,19 +181,28 @@ def inconclusive_summary(rows: Sequence[Row]) -> str:
     return "; ".join(f"{', '.join(metrics)}: {reason}" for reason, metrics in by_reason.items())
 
 
-def judge(immediate_ok: bool, rows: Sequence[Row]) -> Judgement:
+def judge(immediate_ok: bool, rows: Sequence[Row], *,
+          so_far: Verdict | None = None) -> Judgement:
     """The verdict from the immediate checks and one measurement's rows.
 
     failed: the immediate checks failed. degraded: they passed, but a metric failed
     its threshold or is inconclusive (no data is never a pass), or nothing was
     measured. verified: every row passed.
+
+    `so_far`: the verdict before these rows, given while more measurements are due.
+    Rows that are merely inconclusive then leave it as it is (seconds after a change
+    few requests have reached the new revision); a failed row still lowers it. The
+    last measurement and `/rollback verify` give none: inconclusive is degraded.
     """
-    reasons = [] if immediate_ok else ["the immediate checks failed"]
-    reasons += [f"{row.metric}: {row.reason}" for row in rows if row.outcome == Outcome.FAIL]
+    failed = [f"{row.metric}: {row.reason}" for row in rows if row.outcome == Outcome.FAIL]
+    unknown = any(row.outcome == Outcome.INCONCLUSIVE for row in rows)
+    reasons = [*([] if immediate_ok else ["the immediate checks failed"]), *failed]
     if not rows:
         reasons.append("metrics unknown: nothing was measured")
-    elif any(row.outcome == Outcome.INCONCLUSIVE for row in rows):
+    elif unknown:
         reasons.append(f"metrics unknown ({inconclusive_summary(rows)})")
     if not immediate_ok:
         return Judgement(Verdict.FAILED, tuple(reasons))
+    if so_far is not None and unknown and not failed:
+        return Judgement(so_far, () if so_far == Verdict.VERIFIED else tuple(reasons))
     return Judgement(Verdict.DEGRADED if reasons else Verdict.VERIFIED, tuple(reasons))

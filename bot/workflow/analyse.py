@@ -17,7 +17,7 @@ from bot.jobs_names import ANALYSE
 from bot.judgement import Measurement, compare, judge
 from bot.measure import measure
 from bot.messages.measurements import measurement_table, verdict_line
-from bot.rollbacks.model import Rollback, State
+from bot.rollbacks.model import Rollback, State, Verdict
 from bot.workflow.posting import in_thread, refresh_card
 
 log = logging.getLogger(__name__)
@@ -73,14 +73,15 @@ async def analyse(deps: Deps, rollback_id: int, index: int, changed_at: str) -> 
     await in_thread(deps, rollback, measurement_table(rollback.service, after, rows))
 
     analysis = [*rollback.analysis, {**after.to_json(), "index": index}]
-    judgement = judge(rollback.state == State.SUCCEEDED, rows)
+    last = index == len(offsets) - 1
+    so_far = None if last or rollback.verdict is None else Verdict(rollback.verdict)
+    judgement = judge(rollback.state == State.SUCCEEDED, rows, so_far=so_far)
     outcome = judgement.verdict
     updated = await deps.rollbacks.set_fields(rollback.id, analysis=analysis, verdict=outcome)
     await deps.audit.record(
         actor="rollbot", action="analysis", service=rollback.service, rollback_id=rollback.id,
         details={"label": label, "verdict": outcome, "reasons": list(judgement.reasons),
                  "rows": [{"metric": r.metric, "outcome": r.outcome} for r in rows]})
-    last = index == len(offsets) - 1
     if updated is not None and (last or outcome != rollback.verdict):
         await refresh_card(deps, updated, final_note="; ".join(judgement.reasons) or None)
     if last:

@@ -99,6 +99,22 @@ def test_the_verdict_table(immediate_ok: bool, rows: list[Row], verdict: Verdict
     assert list(judgement.reasons) == reasons
 
 
+@pytest.mark.parametrize(("so_far", "rows", "verdict"), [
+    pytest.param(Verdict.VERIFIED, _rows(U, U, P), Verdict.VERIFIED, id="unknown keeps verified"),
+    pytest.param(Verdict.DEGRADED, _rows(U, U, U), Verdict.DEGRADED, id="unknown keeps degraded"),
+    pytest.param(Verdict.VERIFIED, _rows(F, U, P), Verdict.DEGRADED, id="a fail still lowers"),
+    pytest.param(Verdict.DEGRADED, _rows(P, P, P), Verdict.VERIFIED, id="all pass verifies"),
+    pytest.param(Verdict.VERIFIED, [], Verdict.DEGRADED, id="nothing measured"),
+])
+def test_while_more_measurements_are_due_inconclusive_changes_nothing(
+    so_far: Verdict, rows: list[Row], verdict: Verdict,
+) -> None:
+    judgement = judge(True, rows, so_far=so_far)
+    assert judgement.verdict == verdict
+    assert bool(judgement.reasons) == (verdict != Verdict.VERIFIED)
+    assert judge(False, rows, so_far=so_far).verdict == Verdict.FAILED
+
+
 def test_no_metrics_at_all_is_degraded_saying_metrics_were_unknown_and_why() -> None:
     after = Measurement("after 2 min", "none", metrics_problems=(MONITORING_DOWN, SCRAPE_503),
                         log_errors=0, log_window_seconds=120)  # logs alone are no pass
