@@ -68,7 +68,7 @@ class VerificationSection(_Strict):
     metrics_source: Literal["auto", "cloud_monitoring", "metrics_url"] = "auto"
     scrape_interval_seconds: Annotated[float, Field(gt=0, le=60)] = 5.0
     baseline_seconds: Annotated[float, Field(gt=0, le=3600)] = 300.0
-    # Below this many requests a rate or percentile is noise: judged "unknown".
+    # Below this many requests a rate or percentile is noise: judged inconclusive.
     min_requests: Annotated[int, Field(ge=0)] = 100
     # This many ERROR log entries after the change pass whatever the baseline: a
     # per-minute rate from one or two lines over a short window is noise.

@@ -10,8 +10,8 @@ import logging
 
 import aiohttp
 
-from bot.analysis import Measurement
 from bot.deps import Deps
+from bot.judgement import Measurement
 from integrations import prom_metrics
 from integrations.google_retry import GoogleCallError
 
@@ -20,6 +20,12 @@ log = logging.getLogger(__name__)
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def _said(service: str, exc: GoogleCallError) -> str:
+    """The error as people read it, naming the service once ("Cloud Monitoring
+    unavailable: …" already does; "permission denied: …" does not)."""
+    return exc.message if exc.message.startswith(service) else f"{service}: {exc.message}"
 
 
 async def measure(deps: Deps, service: str, label: str, *, since: dt.datetime | None,
@@ -31,7 +37,7 @@ async def measure(deps: Deps, service: str, label: str, *, since: dt.datetime | 
     region = deps.catalog.region_of(service)
     end = _now()
     start = since or end - dt.timedelta(seconds=policy.baseline_seconds)
-    problems: list[str] = []
+    metrics_problems: list[str] = []
     error_rate = p95 = requests = None
     source = "none"
 
@@ -53,7 +59,7 @@ async def measure(deps: Deps, service: str, label: str, *, since: dt.datetime | 
             p95 = max(latencies) if latencies else None
             source = f"Cloud Monitoring ({revision})" if revision else "Cloud Monitoring"
         except GoogleCallError as exc:
-            problems.append(f"Cloud Monitoring: {exc.message}")
+            metrics_problems.append(_said("Cloud Monitoring", exc))
             use_monitoring = False
     if not use_monitoring and svc.metrics_url:
         try:
@@ -64,9 +70,10 @@ async def measure(deps: Deps, service: str, label: str, *, since: dt.datetime | 
             error_rate, p95, requests = window.error_rate, window.p95_latency_ms, window.requests
             source = "metrics_url"
         except prom_metrics.MetricsScrapeError as exc:
-            problems.append(f"/metrics: {exc}")
+            metrics_problems.append(exc.message)  # "metrics at URL answered 503 …"
 
-    log_errors = None
+    log_errors: int | None = None
+    logs_problem: str | None = None
     samples: tuple[str, ...] = ()
     window_seconds = (end - start).total_seconds()
     if deps.logs is not None:
@@ -74,9 +81,9 @@ async def measure(deps: Deps, service: str, label: str, *, since: dt.datetime | 
             summary = await deps.logs.error_summary(svc.cloud_run_service, start, end)
             log_errors, samples = summary.count, summary.samples
         except GoogleCallError as exc:
-            problems.append(f"Cloud Logging: {exc.message}")
+            logs_problem = _said("Cloud Logging", exc)
     return Measurement(
         label=label, source=source, error_rate=error_rate, p95_latency_ms=p95,
         requests=requests, log_errors=log_errors,
         log_window_seconds=window_seconds if log_errors is not None else None,
-        log_samples=samples, problems=tuple(problems))
+        log_samples=samples, metrics_problems=tuple(metrics_problems), logs_problem=logs_problem)

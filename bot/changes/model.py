@@ -78,7 +78,7 @@ class Change:
     updated_at: dt.datetime
     cancelled_by: str | None = None
     finished_at: dt.datetime | None = None  # set exactly when the state is final
-    baseline: dict[str, Any] | None = None  # bot.analysis.Measurement before any change
+    baseline: dict[str, Any] | None = None  # bot.judgement.Measurement before any change
     analysis: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # after it
 
     @property

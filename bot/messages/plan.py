@@ -216,7 +216,7 @@ def plan_card(
     if status:
         blocks.append(mrkdwn_section(clip(status)))
     if final_note:
-        blocks.append(context(clip(final_note)))
+        blocks.append(context(clip(esc(final_note))))  # plain text, maybe from outside
 
     if (change is not None and change.state == State.PROPOSED
             and not dry_run and not plan.blocked):

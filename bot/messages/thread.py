@@ -167,7 +167,7 @@ def _follow_ups(change: Change) -> list[Block]:
         "is restored.")]
 
 
-def verdict(
+def verdict_message(
     rollback: Change,
     results: list[CheckResult],
     runbook: RunbookSection,

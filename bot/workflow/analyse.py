@@ -12,15 +12,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from bot.analysis import Measurement, compare, verdict
-from bot.changes.model import Change, State
+from bot.changes.model import Change, State, Verdict
 from bot.changes.registry import kind_named
 from bot.deps import Deps
 from bot.jobs_names import ANALYSE
+from bot.judgement import Measurement, compare, judge
 from bot.measure import measure
-from bot.messages.analysis import measurement_table
-from bot.messages.base import Message as SlackMessage
-from bot.messages.base import context
+from bot.messages.measurements import measurement_table, verdict_line
 from bot.workflow.posting import in_thread, refresh_card
 
 log = logging.getLogger(__name__)
@@ -76,18 +74,17 @@ async def analyse(deps: Deps, change_id: int, index: int, changed_at: str) -> No
     await in_thread(deps, rollback, measurement_table(rollback.service, after, rows))
 
     analysis = [*rollback.analysis, {**after.to_json(), "index": index}]
-    tables = [compare(baseline, Measurement.from_json(
-        {k: v for k, v in m.items() if k != "index"}), policy) for m in analysis]
-    outcome = verdict(rollback.state == State.SUCCEEDED, tables)
+    last = index == len(offsets) - 1
+    so_far = None if last or rollback.verdict is None else Verdict(rollback.verdict)
+    judgement = judge(rollback.state == State.SUCCEEDED, rows, so_far=so_far)
+    outcome = judgement.verdict
     updated = await deps.changes.set_fields(rollback.id, analysis=analysis, verdict=outcome)
     await deps.audit.record(
         actor="rollbot", action="analysis", service=rollback.service, change_id=rollback.id,
-        details={"label": label, "verdict": outcome,
+        details={"label": label, "verdict": outcome, "reasons": list(judgement.reasons),
                  "rows": [{"metric": r.metric, "outcome": r.outcome} for r in rows]})
-    last = index == len(offsets) - 1
     if updated is not None and (last or outcome != rollback.verdict):
-        await refresh_card(deps, updated)
+        await refresh_card(deps, updated, final_note="; ".join(judgement.reasons) or None)
     if last:
-        icon = {"verified": "✅", "degraded": "⚠️", "failed": "❌"}[outcome]
-        text = f"{icon} Final verdict after {len(analysis)} measurements: *{outcome}*"
-        await in_thread(deps, rollback, SlackMessage(text=text, blocks=(context(text),)))
+        await in_thread(deps, rollback, verdict_line(
+            f"Final verdict after {len(analysis)} measurements", judgement))

@@ -26,7 +26,7 @@ from bot.changes.kind import Applied, ChangeFailed, ChangeKind, PlanDrift, Prefe
 from bot.changes.model import Change, State
 from bot.changes.registry import kind_named
 from bot.deps import Deps
-from bot.messages.thread import announcement, drift_message, recovery_note, verdict
+from bot.messages.thread import announcement, drift_message, recovery_note, verdict_message
 from bot.metrics import record_rollback_outcome
 from bot.plans import Plan
 from bot.workflow import verify
@@ -176,7 +176,8 @@ async def _failed(deps: Deps, change: Change, failed: ChangeFailed, view: Change
     if moved is not None:
         record_rollback_outcome(moved.state.value)
     await in_thread(deps, final, failed.report)
-    await in_thread(deps, final, verdict(final, [], deps.catalog.runbook, error=failed.error))
+    await in_thread(deps, final, verdict_message(final, [], deps.catalog.runbook,
+                                                 error=failed.error))
     view.summary(final, "Failed: unchanged" if failed.unchanged else "Failed")
     view.card(final, final_note="Nothing was changed." if failed.unchanged else None)
 

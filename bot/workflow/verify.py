@@ -18,7 +18,7 @@ from bot.checks import CheckResult, checked_the_service
 from bot.deps import Deps
 from bot.messages.base import Message, mrkdwn_section
 from bot.messages.plan import clip
-from bot.messages.thread import check_line, verdict
+from bot.messages.thread import check_line, verdict_message
 from bot.metrics import record_rollback_outcome
 from bot.smoke import smoke_command_check
 from bot.verification import checks_for, run_checks
@@ -174,6 +174,7 @@ async def _conclude(deps: Deps, change: Change, view: ChangeView,
                  "checks": [{"name": r.name, "ok": r.ok, "detail": r.detail}
                             for r in results]})
     note = "No health checks are configured for this service." if unchecked else None
-    await in_thread(deps, done, verdict(done, results, deps.catalog.runbook, error=error))
+    await in_thread(deps, done, verdict_message(done, results, deps.catalog.runbook,
+                                                error=error))
     view.summary(done, "Done", results)
     view.card(done, final_note=note)

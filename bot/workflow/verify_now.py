@@ -7,13 +7,13 @@ import logging
 
 from slack_sdk.errors import SlackApiError
 
-from bot.analysis import compare, verdict
 from bot.checks import CheckResult
 from bot.deps import Deps
 from bot.inbound import SlashCommand
+from bot.judgement import compare, judge
 from bot.measure import measure
-from bot.messages.analysis import measurement_table
-from bot.messages.base import Message, context, ephemeral_error, mrkdwn_section, user_mention
+from bot.messages.base import Message, ephemeral_error, mrkdwn_section, user_mention
+from bot.messages.measurements import measurement_table, verdict_line
 from bot.messages.thread import check_line
 from bot.verification import checks_for, run_checks
 
@@ -47,14 +47,10 @@ async def verify_now(deps: Deps, service: str, command: SlashCommand) -> None:
     now = await measure(deps, service, "now", since=None)
     rows = compare(None, now, svc.verification)
     await say(measurement_table(service, now, rows))
-    immediate_ok = all(r.ok for r in results)
-    outcome = verdict(immediate_ok, [rows])
-    icon = {"verified": "✅", "degraded": "⚠️", "failed": "❌"}[outcome]
-    text = f"{icon} {service}: *{outcome}*"
-    if not results:
-        text += " (no health checks configured)"
-    await say(Message(text=text, blocks=(mrkdwn_section(text), context(
-        "Thresholds come from the services catalog "
-        f"(`services.{service}.verification`)."))))
+    judgement = judge(all(r.ok for r in results), rows)
+    unchecked = [] if results else ["No health checks are configured for this service."]
+    await say(verdict_line(service, judgement, notes=[*unchecked, (
+        f"Thresholds come from the services catalog (`services.{service}.verification`).")]))
     await deps.audit.record(actor=command.user_id, action="verify", service=service,
-                            details={"verdict": outcome})
+                            details={"verdict": judgement.verdict,
+                                     "reasons": list(judgement.reasons)})

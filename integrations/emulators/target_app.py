@@ -85,6 +85,8 @@ class TargetApp:
         self.requests_per_second = requests_per_second
         self.max_error_logs_per_second = max_error_logs_per_second
         self._sims: dict[str, _Simulation] = {}
+        # Fault injection: a service named here answers /metrics with this status.
+        self.metrics_faults: dict[str, int] = {}
         # Maps simulated time onto wall time for log and metric timestamps. A whole
         # second, so whole simulated seconds fall on whole per-second metric buckets.
         self._sim_epoch = self.now()
@@ -246,6 +248,9 @@ class TargetApp:
                 {"error": "not_found", "message": f"no Cloud Run service {service!r}"},
                 status=404)
         self._simulate(service)
+        if path == "metrics" and service in self.metrics_faults:
+            return web.json_response({"error": "injected fault"},
+                                     status=self.metrics_faults[service])
         if path == "metrics":
             return web.Response(body=generate_latest(self._sim(service).registry),
                                 headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})

@@ -5,11 +5,14 @@ stored with the rollback and shown on the card; `/rollback verify` on demand."""
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 
-from bot.analysis import Measurement
+import grpc
+
 from bot.catalog import SmokeCommand
 from bot.changes.model import Change, State
+from bot.judgement import Measurement
 from tests.e2e.conftest import RunningBot
 from tests.e2e.test_rollback_flow import (
     ALICE,
@@ -104,6 +107,38 @@ async def test_verify_on_demand(running_bot: RunningBot) -> None:
     await slack.send_command(running_bot.events_url, "verify api", **ALICE)
     await slack.wait_for("chat.postMessage", lambda c: c.http_status == 200 and (
         "api: *verified*" in _text(c) or "api: *degraded*" in _text(c)), timeout=15)
+
+
+async def test_no_metrics_at_all_is_degraded_on_the_card_and_on_demand(
+    running_bot: RunningBot,
+) -> None:
+    """Cloud Monitoring UNAVAILABLE and /metrics 503: no data is never a pass, and the
+    rollback and `/rollback verify` reach the same verdict from the same measurements."""
+    world, slack = running_bot.world, running_bot.world.slack
+    world.google.faults.inject(LIST_TIME_SERIES, grpc.StatusCode.UNAVAILABLE, count=-1)
+    world.target.metrics_faults["medicalcor-api"] = 503
+    card = await _propose(running_bot)
+    await _click(running_bot, card, CONFIRM, "U0BOB")
+    rollback = await _analysed(running_bot, 2)
+    assert rollback.state == State.SUCCEEDED and rollback.verdict == "degraded"
+
+    table = await slack.wait_for("chat.postMessage", _posted("Metrics immediately"))
+    title = str(table.args["text"])
+    assert "within thresholds" not in title
+    assert "❔ inconclusive: 5xx rate, p95 latency: Cloud Monitoring unavailable" in title
+    assert "answered 503" in title
+    final = await slack.wait_for("chat.postMessage", _posted("Final verdict"))
+    assert "*degraded*" in _text(final) and "metrics unknown" in _text(final)
+    assert final.args["thread_ts"] == rollback.thread_ts
+    await slack.wait_for("chat.update", lambda c: c.http_status == 200 and c.args.get("ts") ==
+                         card.response["ts"] and "verification degraded" in _text(c)
+                         and "metrics unknown" in _text(c))
+
+    await slack.send_command(running_bot.events_url, "verify api", **ALICE)
+    on_demand = await slack.wait_for("chat.postMessage", lambda c: c.http_status == 200 and bool(
+        re.search(r"api: \*(verified|degraded|failed)\*", str(c.args.get("text", "")))),
+        timeout=15)
+    assert "api: *degraded*" in _text(on_demand) and "metrics unknown" in _text(on_demand)
 
 
 async def test_verify_needs_a_known_service(running_bot: RunningBot) -> None:

@@ -167,10 +167,12 @@ BUILDERS: dict[str, Callable[[], Message]] = {
     "traffic_failed[none]": lambda: thread.traffic_failed("e" * 9000, None),
     "check_line": lambda: thread.check_line(LONG_RESULTS[1]),
     "summary": lambda: thread.summary(make_rollback(), stage=LONG * 20, results=LONG_RESULTS),
-    "verdict[ok]": lambda: thread.verdict(make_rollback(traffic_after=LONG_TRAFFIC),
-                                   LONG_RESULTS[::2], LONG_RUNBOOK),
-    "verdict[failed]": lambda: thread.verdict(make_rollback(), LONG_RESULTS, LONG_RUNBOOK),
-    "verdict[error]": lambda: thread.verdict(make_rollback(), [], LONG_RUNBOOK, error="e" * 9000),
+    "verdict[ok]": lambda: thread.verdict_message(make_rollback(traffic_after=LONG_TRAFFIC),
+                                                  LONG_RESULTS[::2], LONG_RUNBOOK),
+    "verdict[failed]": lambda: thread.verdict_message(
+        make_rollback(), LONG_RESULTS, LONG_RUNBOOK),
+    "verdict[error]": lambda: thread.verdict_message(
+        make_rollback(), [], LONG_RUNBOOK, error="e" * 9000),
     "recovery_note": lambda: thread.recovery_note(make_rollback(state=State.FAILED), LONG * 9),
     "history": lambda: history_message("api", LONG_ROLLBACKS),
     "history[empty]": lambda: history_message("api", []),
@@ -341,8 +343,8 @@ def test_summary_shows_stage_and_latest_result_per_check() -> None:
 
 
 def test_verdict_verified_lists_post_rollback_checklist() -> None:
-    message = thread.verdict(make_rollback(traffic_after={TARGET: 100}),
-                      [result("health"), result("ready")], RUNBOOK)
+    message = thread.verdict_message(make_rollback(traffic_after={TARGET: 100}),
+                                     [result("health"), result("ready")], RUNBOOK)
     text = all_text(message)
     assert "✅ *Rollback verified*" in text and "2/2 checks passed" in text
     for item in RUNBOOK.post_rollback_checklist:
@@ -351,8 +353,9 @@ def test_verdict_verified_lists_post_rollback_checklist() -> None:
 
 
 def test_verdict_failed_names_checks_and_restrictions() -> None:
-    message = thread.verdict(make_rollback(traffic_after={TARGET: 100}),
-                      [result("health"), result("smoke: /api/v1/health", ok=False)], RUNBOOK)
+    message = thread.verdict_message(
+        make_rollback(traffic_after={TARGET: 100}),
+        [result("health"), result("smoke: /api/v1/health", ok=False)], RUNBOOK)
     text = all_text(message)
     assert "❌ *Rollback failed* — 1/2 checks failed: smoke: /api/v1/health" in text
     assert "503 unhealthy" in text
@@ -364,10 +367,11 @@ def test_verdict_failed_names_checks_and_restrictions() -> None:
 
 
 def test_verdict_error_and_no_checks() -> None:
-    failed = thread.verdict(make_rollback(), [], RUNBOOK, error="Cloud Run: quota <exceeded>")
+    failed = thread.verdict_message(make_rollback(), [], RUNBOOK,
+                                    error="Cloud Run: quota <exceeded>")
     assert "quota &lt;exceeded&gt;" in all_text(failed)
     assert "Stop and escalate" in failed.text
-    unchecked = thread.verdict(make_rollback(), [], RUNBOOK)
+    unchecked = thread.verdict_message(make_rollback(), [], RUNBOOK)
     assert "verify by hand" in unchecked.text
 
 
