@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from bot.catalog import VerificationSection
-from bot.rollbacks.model import Verdict
+from bot.changes.model import Verdict
 
 
 class Outcome(StrEnum):

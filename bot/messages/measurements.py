@@ -7,10 +7,10 @@ from collections.abc import Sequence
 
 from slack_sdk.models.blocks import Block
 
+from bot.changes.model import Verdict
 from bot.judgement import Judgement, Measurement, Outcome, Row, inconclusive_summary
 from bot.messages.base import Message, context, mrkdwn_section
 from bot.messages.plan import clip, esc
-from bot.rollbacks.model import Verdict
 
 ICON = {Outcome.PASS: "✅", Outcome.FAIL: "❌", Outcome.INCONCLUSIVE: "❔"}
 VERDICT_ICON = {Verdict.VERIFIED: "✅", Verdict.DEGRADED: "⚠️", Verdict.FAILED: "❌"}

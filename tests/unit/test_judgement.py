@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import pytest
-from bot.rollbacks.model import Verdict
 
 from bot.catalog import VerificationSection
+from bot.changes.model import Verdict
 from bot.judgement import Measurement, Outcome, Row, compare, judge
 
 POLICY = VerificationSection(max_error_rate=0.01, max_p95_latency_ms=1000, min_requests=100)

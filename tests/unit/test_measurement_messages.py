@@ -5,9 +5,9 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from bot.rollbacks.model import Verdict
 
 from bot.catalog import VerificationSection
+from bot.changes.model import Verdict
 from bot.judgement import Judgement, Measurement, Outcome, Row, compare, judge
 from bot.messages.measurements import measurement_table, table_status, verdict_line
 from tests.unit.test_messages import all_text, assert_within_limits

@@ -9,10 +9,10 @@ import dataclasses
 import hashlib
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from bot.changes.kind import ChangeFailed
+from bot.changes.kind import ChangeFailed, PlanDrift
 from bot.changes.model import Change
 from bot.checks import CheckResult
 from bot.deps import Deps
@@ -60,7 +60,7 @@ def start_snapshot_read(deps: Deps, subject: str) -> ServiceRead | None:
         service.cloud_run_service, deps.catalog.region_of(subject))))
 
 
-async def snapshot(deps: Deps, change: Change, prefetch: object) -> ServiceSnapshot:
+async def read_for(deps: Deps, change: Change, prefetch: object) -> ServiceSnapshot:
     """The prefetched read if it is of this change's subject, else a fresh one."""
     if isinstance(prefetch, ServiceRead):
         if prefetch.subject == change.subject:
@@ -135,6 +135,35 @@ def drift(change: Change, snapshot: ServiceSnapshot, *, template: bool) -> str |
                     f"{snapshot.template.image}, the plan showed {change.before.get('image')}")
         return "the service's env or secret references changed since the plan"
     return None
+
+
+_UPDATE_ATTEMPTS = 2  # a stale etag (someone else's edit) is re-read and re-checked once
+
+
+async def update_once(deps: Deps, change: Change, prefetch: object, *,
+                      applied: Callable[[ServiceSnapshot], bool],
+                      drifted: Callable[[ServiceSnapshot], str | None],
+                      send: Callable[[ServiceSnapshot], Awaitable[str]]) -> None:
+    """Read (the prefetch first), check, update, wait: what every Cloud Run kind's
+    apply does. `applied`: it went through already (a change resumed after a crash);
+    `drifted`: what moved since the plan (PlanDrift, nothing changed); `send`: the
+    UpdateService, its operation's name. A stale etag (ABORTED: someone's edit in
+    between) is read and checked again, once."""
+    for attempt in range(_UPDATE_ATTEMPTS):
+        snapshot = await read_for(deps, change, prefetch if attempt == 0 else None)
+        if applied(snapshot):
+            return
+        moved = drifted(snapshot)
+        if moved:
+            raise PlanDrift(moved)
+        try:
+            operation = await send(snapshot)
+        except GoogleCallError as exc:
+            if exc.kind == "conflict" and attempt + 1 < _UPDATE_ATTEMPTS:
+                continue
+            raise
+        await deps.cloud_run.wait_operation(operation)
+        return
 
 
 async def read_state(deps: Deps, change: Change) -> tuple[ServiceState | None, str | None]:

@@ -21,7 +21,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from bot.changes.kind import Applied, ChangeRequest, PlanDrift, PlannedChange, Prefetch
+from bot.changes.kind import Applied, ChangeRequest, PlannedChange, Prefetch
 from bot.changes.kinds import cloud_run_common as common
 from bot.changes.model import Change
 from bot.checks import CheckResult
@@ -33,7 +33,6 @@ from integrations.cloud_run import ServiceSnapshot, TemplateEdit
 from integrations.google_retry import GoogleCallError
 
 CHANGE_LABEL = "rollbot-change"
-_UPDATE_ATTEMPTS = 2  # a stale etag (someone else's edit) is re-read and re-checked once
 
 
 def revision_name(change: Change) -> str:
@@ -122,22 +121,15 @@ class TemplateKind:
         name = revision_name(change)
         try:
             spec = await self.resolve(deps, change.spec)
-            for attempt in range(_UPDATE_ATTEMPTS):
-                snapshot = await common.snapshot(deps, change, prefetch if attempt == 0 else None)
-                if snapshot.template.revision == name:
-                    break  # it went through before a crash: resuming, not repeating
-                self._check_drift(change, snapshot)
-                try:
-                    operation = await deps.cloud_run.update_service(
-                        snapshot, edit=self.edit(spec), revision_name=name,
-                        labels={CHANGE_LABEL: str(change.id)},
-                        **common.traffic_rule(snapshot, name))
-                except GoogleCallError as exc:
-                    if exc.kind == "conflict" and attempt + 1 < _UPDATE_ATTEMPTS:
-                        continue  # someone else's edit in between: read and check again
-                    raise
-                await deps.cloud_run.wait_operation(operation)
-                break
+            await common.update_once(
+                deps, change, prefetch,
+                # Named after the change: if the template has its name, it went through.
+                applied=lambda snapshot: snapshot.template.revision == name,
+                drifted=lambda snapshot: common.drift(change, snapshot, template=True),
+                send=lambda snapshot: deps.cloud_run.update_service(
+                    snapshot, edit=self.edit(spec), revision_name=name,
+                    labels={CHANGE_LABEL: str(change.id)},
+                    **common.traffic_rule(snapshot, name)))
             service, region = common.spec_service(change)
             state = await deps.cloud_run.get_service(service, region)
             config = await deps.cloud_run.get_revision_config(service, region, name)
@@ -150,11 +142,6 @@ class TemplateKind:
         if missed and check.ok:
             check = common.failed_check(check, missed)
         return Applied({"traffic": serving, "revision": name, "image": config.image}, check)
-
-    def _check_drift(self, change: Change, snapshot: ServiceSnapshot) -> None:
-        moved = common.drift(change, snapshot, template=True)
-        if moved:
-            raise PlanDrift(moved)
 
     async def read_back(self, deps: Deps, change: Change) -> CheckResult:
         name = (change.after or {}).get("revision") or revision_name(change)

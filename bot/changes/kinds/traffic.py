@@ -18,7 +18,7 @@ from types import MappingProxyType
 from typing import Any
 
 from bot.catalog import Catalog
-from bot.changes.kind import Applied, ChangeRequest, PlanDrift, PlannedChange, Prefetch, Usage
+from bot.changes.kind import Applied, ChangeRequest, PlannedChange, Prefetch, Usage
 from bot.changes.kinds import cloud_run_common as common
 from bot.changes.model import Change
 from bot.checks import CheckResult
@@ -44,7 +44,6 @@ from integrations.cloud_run import ServiceState
 from integrations.google_retry import GoogleCallError
 
 TO_LATEST = "--to-latest"
-_UPDATE_ATTEMPTS = 2  # a stale etag (someone else's edit) is re-read and re-checked once
 
 
 class TrafficKind:
@@ -206,22 +205,12 @@ class TrafficKind:
         began = time.monotonic()
         service, region = common.spec_service(change)
         try:
-            for attempt in range(_UPDATE_ATTEMPTS):
-                snapshot = await common.snapshot(deps, change, prefetch if attempt == 0 else None)
-                if _as_asked(change, snapshot.state):
-                    break  # as asked already (a resumed change whose update went through)
-                moved = common.drift(change, snapshot, template=False)
-                if moved:
-                    raise PlanDrift(moved)
-                try:
-                    operation = await deps.cloud_run.update_service(
-                        snapshot, **_routing(change.spec))
-                except GoogleCallError as exc:
-                    if exc.kind == "conflict" and attempt + 1 < _UPDATE_ATTEMPTS:
-                        continue  # someone else's edit in between: read and check again
-                    raise
-                await deps.cloud_run.wait_operation(operation)
-                break
+            await common.update_once(
+                deps, change, prefetch,
+                applied=lambda snapshot: _as_asked(change, snapshot.state),
+                drifted=lambda snapshot: common.drift(change, snapshot, template=False),
+                send=lambda snapshot: deps.cloud_run.update_service(
+                    snapshot, **_routing(change.spec)))
             state = await deps.cloud_run.get_service(service, region)
         except GoogleCallError as exc:
             raise await common.update_failed(deps, change, exc) from exc
