@@ -47,10 +47,10 @@ from common import (
     SLACK_LATENCY,
     Plan,
 )
-from e2e import SlackDelay, measure_e2e, watch_service
+from e2e import SlackDelay, WatchedService, measure_e2e, watch_service
 from procs import Server, bare_server, bot_server, loadavg, memory_mb, read_status_kb
 from report import CALIBRATION, missed, table, verdicts
-from scale import add_scale_services, measure_scale
+from scale import in_world_while, measure_scale, scale_services
 
 from bot.stores.migrations import migrate
 from integrations.emulators.launcher import EmulatedWorld
@@ -77,11 +77,13 @@ async def run(plan: Plan, quick: bool, calibrate: bool = False,
     SlackDelay.install()
     print("starting emulators and embedded Postgres/Redis …", flush=True)
     world = default_world(bad_latest=True)
-    if "e2e" in phases:
-        add_scale_services(world, SCALE_SERVICES)
-    emulated = await EmulatedWorld.start(
-        world=world, with_stores=True,
-        operation_delay=OPERATION_DELAY, verification_window=1.5, verification_interval=0.2)
+    # The scale phase's services: in the catalog the emulators write as they start,
+    # in the world from their phase on (see scale.in_world_while).
+    together = scale_services(world, SCALE_SERVICES if "e2e" in phases else 0)
+    with in_world_while(world, together):
+        emulated = await EmulatedWorld.start(
+            world=world, with_stores=True, operation_delay=OPERATION_DELAY,
+            verification_window=1.5, verification_interval=0.2)
     servers: list[Server] = []
     try:
         watch_service(emulated)
@@ -112,7 +114,7 @@ async def run(plan: Plan, quick: bool, calibrate: bool = False,
               f"{[round(v, 1) for v in idle['rss_mb_each'].values()]}", flush=True)
 
         if "e2e" in phases:
-            await measure_end_to_end(emulated, bot.url + "/slack/events", plan, results)
+            await measure_end_to_end(emulated, bot.url + "/slack/events", plan, together, results)
         if "acks" in phases:
             await measure_ack_phases(emulated, plan, bot, servers, calibrate, results)
         results["memory"]["rss_after_load_mb"] = (read_status_kb(bot.pid, "VmRSS") or 0) / 1024
@@ -135,6 +137,7 @@ async def run(plan: Plan, quick: bool, calibrate: bool = False,
 
 
 async def measure_end_to_end(emulated: EmulatedWorld, events_url: str, plan: Plan,
+                             together: dict[str, WatchedService],
                              results: dict[str, Any]) -> None:
     """2. end to end, with the emulators adding latency: lone rollbacks, then the
     scale phase's ten at once, compared with the lone ones of this run."""
@@ -142,9 +145,9 @@ async def measure_end_to_end(emulated: EmulatedWorld, events_url: str, plan: Pla
     results["e2e"] = await measure_e2e(emulated, events_url, plan.e2e_runs, 0.0)
     results["e2e_slack_latency"] = await measure_e2e(
         emulated, events_url, plan.e2e_runs, SLACK_LATENCY)
-    print(f"scale: {SCALE_SERVICES} rollbacks confirmed together …", flush=True)
+    print(f"scale: {len(together)} rollbacks confirmed together …", flush=True)
     results["scale"] = scale = await measure_scale(
-        emulated, events_url, SCALE_SERVICES, results["e2e"]["traffic_ms"])
+        emulated, events_url, together, results["e2e"]["traffic_ms"])
     print(f"  Confirm→traffic median {scale['traffic_ms']:.1f} ms (lone "
           f"{scale['lone_traffic_ms']:.1f} ms), max {scale['traffic_max_ms']:.1f} ms; jobs "
           f"started after another's verdict: {scale['started_after_another_verdict'] or 'none'}",
