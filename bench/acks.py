@@ -20,7 +20,7 @@ import signal
 import statistics
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -237,17 +237,20 @@ def stand_ins_yield_cpu(emulated: EmulatedWorld) -> None:
     cycle left over. Per thread on Linux: every thread of this process (the load
     generators, spawned before, keep normal priority), and the stores' process trees.
 
-    Policies and niceness only rank tasks within one autogroup, and every Postgres
-    backend starts a session of its own (see `autogroups_off`). Where autogroups
-    stay on, each store process is put in an autogroup of niceness 19. Called
-    before every phase: the stores start backends (and so groups) as clients connect."""
+    Policies and niceness only rank tasks within one autogroup (see `autogroups`), and
+    the stores run in sessions of their own, every Postgres backend too: each such
+    group of the stores' is put at niceness 19, never this process's own group (which
+    the servers under test share). Called before every phase: the stores start
+    backends (and so groups) as clients connect."""
     pids = [int(task.name) for task in Path("/proc/self/task").iterdir()]
+    own_group = autogroup_of("self")
     for store in emulated._stores:  # the bench owns this world
         if store.pid is not None:
             for pid in process_tree(store.pid):
                 pids.append(pid)
-                with contextlib.suppress(OSError):
-                    Path(f"/proc/{pid}/autogroup").write_text(str(STAND_IN_GROUP_NICENESS))
+                if autogroup_of(pid) not in (None, own_group):
+                    with contextlib.suppress(OSError):
+                        Path(f"/proc/{pid}/autogroup").write_text(str(STAND_IN_GROUP_NICENESS))
     for pid in pids:
         with contextlib.suppress(OSError):
             os.setpriority(os.PRIO_PROCESS, pid, STAND_IN_NICENESS)
@@ -255,39 +258,33 @@ def stand_ins_yield_cpu(emulated: EmulatedWorld) -> None:
             os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
 
 
-AUTOGROUP_SETTING = Path("/proc/sys/kernel/sched_autogroup_enabled")
-
-
-@contextlib.contextmanager
-def autogroups_off() -> Iterator[str]:
-    """Turn the kernel's sched_autogroup off for the ack phases, and back on after.
-
-    With it on (most distributions' default) the scheduler first shares the CPUs
-    between sessions, and only then by policy and niceness within each. Every Postgres
-    backend starts its own session, so each counted as much as the whole bench,
-    servers under test included, and SCHED_IDLE meant nothing for them: measured on
-    2 vCPUs, rollbot's load generator waited behind the backends its worker's jobs
-    kept busy. Autogroups apply only to tasks in the root cgroup, so containers
-    (Cloud Run, Docker) never have them. Needs root; otherwise they stay on, and
-    `stand_ins_yield_cpu` nices the stores' groups instead. Yields what was done."""
+def autogroup_of(pid: int | str) -> str | None:
+    """The autogroup a process is in ("/autogroup-123"), None without autogroups."""
     try:
-        was = AUTOGROUP_SETTING.read_text().strip()
+        return Path(f"/proc/{pid}/autogroup").read_text(encoding="utf-8").split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+def autogroups() -> str:
+    """What the ack phases ran under, for the JSON (the bench only reads the setting).
+
+    With the kernel's sched_autogroup on (most distributions' default) the scheduler
+    first shares the CPUs between sessions, and only then by policy and niceness
+    within each. Every Postgres backend starts a session of its own, so at niceness 0
+    each counted as much as the whole bench, servers under test included, and
+    SCHED_IDLE meant nothing for it: measured on 2 vCPUs, rollbot's load generator
+    waited behind the backends its worker's jobs kept busy. The stores' groups at
+    niceness 19 (`stand_ins_yield_cpu`) weigh 15 against the bench's 1024: the same
+    ranking, kept within the bench's own processes. Autogroups apply only to tasks in
+    the root cgroup, so containers (Cloud Run, Docker) never have them."""
+    try:
+        enabled = Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip()
     except OSError:
-        yield "no autogroups (no such setting)"
-        return
-    if was == "0":
-        yield "off (already)"
-        return
-    try:
-        AUTOGROUP_SETTING.write_text("0")
-    except OSError:
-        yield "on (not root): store processes' autogroups at niceness 19"
-        return
-    try:
-        yield "off during the ack phases"
-    finally:
-        with contextlib.suppress(OSError):
-            AUTOGROUP_SETTING.write_text(was)
+        return "none (no such setting)"
+    if enabled == "0":
+        return "off (the machine's setting)"
+    return f"on: the stores' own groups at niceness {STAND_IN_GROUP_NICENESS}"
 
 
 async def measure_acks(emulated: EmulatedWorld, plan: Plan,

@@ -25,11 +25,13 @@ CONFIRM = "rollback.confirm"
 GOOGLE_LATENCY = 0.05  # GoogleEmulator.faults.latency_all during the end-to-end runs
 OPERATION_DELAY = 0.05  # seconds until an UpdateService operation is done
 SLACK_LATENCY = 0.05  # the bench-side Slack delay of the second end-to-end series
+SCALE_SERVICES = 10  # rollbacks confirmed together in the scale phase
 
 TARGET_ACK_P50_1 = 2.0  # × floor
 TARGET_ACK_P99_50 = 1.5  # × floor
 TARGET_ACK_MAX_200 = 1.0  # seconds
 TARGET_E2E_RATIO = 1.1
+TARGET_SCALE_RATIO = 1.2  # median Confirm→traffic of the scale phase, × the lone rollbacks'
 TARGET_RSS_MB = 150.0
 TARGET_START_S = 2.0
 

@@ -59,8 +59,9 @@ class SlackDelay:
 # --- watching the traffic change ------------------------------------------------------
 
 class TrafficWatch:
-    times: list[float] = []  # noqa: RUF012 - monotonic time of each assignment
-    event: asyncio.Event | None = None
+    # service name -> monotonic time of each assignment of its traffic
+    times: dict[str, list[float]] = {}  # noqa: RUF012
+    event: asyncio.Event | None = None  # set on every assignment
 
 
 class WatchedService(EmuService):
@@ -69,16 +70,19 @@ class WatchedService(EmuService):
     def __setattr__(self, name: str, value: Any) -> None:
         super().__setattr__(name, value)
         if name == "traffic":
-            TrafficWatch.times.append(time.monotonic())
+            TrafficWatch.times.setdefault(self.name, []).append(time.monotonic())
             if TrafficWatch.event is not None:
                 TrafficWatch.event.set()
 
 
+def watched(svc: EmuService) -> WatchedService:
+    return WatchedService(**{f.name: getattr(svc, f.name) for f in dataclasses.fields(svc)})
+
+
 def watch_service(emulated: EmulatedWorld) -> WatchedService:
-    svc = emulated.world.services[API]
-    watched = WatchedService(**{f.name: getattr(svc, f.name) for f in dataclasses.fields(svc)})
-    emulated.world.services[API] = watched
-    return watched
+    service = watched(emulated.world.services[API])
+    emulated.world.services[API] = service
+    return service
 
 
 def reset_traffic(emulated: EmulatedWorld) -> None:
@@ -130,7 +134,7 @@ async def one_rollback(emulated: EmulatedWorld, events_url: str, target: str,
         timeout=15)
     await asyncio.sleep(0.3)  # let the propose job finish before the clock starts
     changed = asyncio.Event()
-    TrafficWatch.times.clear()
+    TrafficWatch.times[API] = []
     TrafficWatch.event = changed
     first_google = len(google.calls)
     first_slack_delay = len(SlackDelay.intervals)
@@ -170,7 +174,7 @@ async def one_rollback(emulated: EmulatedWorld, events_url: str, target: str,
         raise RuntimeError(f"Confirm not acked: {result.status} {result.body}")
     await asyncio.wait_for(changed.wait(), 15)
     TrafficWatch.event = None
-    traffic_at = TrafficWatch.times[0]
+    traffic_at = TrafficWatch.times[API][0]
     first_line = await first_line_wait
     first_line_at = click_mono + (first_line.time - click_wall)
     await verdict_wait
