@@ -37,6 +37,11 @@ class Settings(BaseSettings):
     # has to cover closing the pools.
     shutdown_grace_seconds: float = Field(
         default=8.0, alias="ROLLBOT_SHUTDOWN_GRACE_SECONDS", ge=0, le=3600)
+    # Jobs one worker process runs at once. A confirm job holds its slot through the
+    # change's verification (up to a service's window_seconds): an outage that hits
+    # every service must not queue one service's rollback behind another's checks.
+    # Slots are coroutines, cheap; database connections are taken per statement.
+    job_concurrency: int = Field(default=32, alias="ROLLBOT_JOB_CONCURRENCY", ge=1, le=1000)
 
     @property
     def slack_api_base(self) -> str:

@@ -154,9 +154,9 @@ class Runtime:
         except Exception:
             log.exception("crash recovery at start failed; the periodic job will retry")
 
-    def start_worker(self, concurrency: int = 8) -> None:
+    def start_worker(self) -> None:
         self._worker = asyncio.create_task(self.deps.jobs.run_worker_async(
-            concurrency=concurrency,
+            concurrency=self.deps.settings.job_concurrency,
             install_signal_handlers=False,
             additional_context={DEPS_KEY: self.deps},
             listen_notify=True,
