@@ -13,6 +13,7 @@ import pytest
 
 from bot.changes.model import Change, State
 from integrations.emulators.slack import SlackCall
+from integrations.emulators.world import EmuTrafficTarget
 from tests.e2e.conftest import RunningBot, start_bot
 from tests.e2e.test_inline_flow import _forget_stopped
 from tests.e2e.test_rollback_flow import ALICE, API, CONFIRM, SERVING, UPDATE_SERVICE, _click
@@ -157,3 +158,24 @@ async def test_a_stale_etag_is_read_again_and_checked_again(
     assert done.state == State.SUCCEEDED, done.error
     assert len(_changes(running_bot)) == 2  # the refused one, then the one after a re-read
     assert running_bot.world.world.serving(API) == _serves(done, serves)
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+async def test_a_new_deploy_between_plan_and_confirm_stops_every_kind(
+        running_bot: RunningBot, kind: str) -> None:
+    """Another deploy lands after the card was posted (a new revision takes the
+    traffic): the Confirm changes nothing and says what moved."""
+    _heal(running_bot)
+    card = await _card(running_bot, KINDS[kind][0])
+    service = running_bot.world.world.services[API]
+    newer = service.revisions["medicalcor-api-00014-def"]
+    service.traffic = [EmuTrafficTarget(revision=newer.name, percent=50),
+                       EmuTrafficTarget(revision=SERVING, percent=50)]
+    await _click(running_bot, card, CONFIRM, "U0BOB")
+    await running_bot.world.slack.wait_for(
+        "chat.postMessage", lambda c: "Stopped before changing anything" in _text(c),
+        timeout=10)
+    done = await _done(running_bot)
+    assert done.state == State.FAILED and (done.error or "").startswith("plan out of date")
+    assert not _changes(running_bot)
+    assert running_bot.world.world.serving(API) == {newer.name: 50, SERVING: 50}
