@@ -166,6 +166,19 @@ async def update_once(deps: Deps, change: Change, prefetch: object, *,
         return
 
 
+async def validated(deps: Deps, spec: Mapping[str, Any], what: str,
+                    update: Callable[[ServiceSnapshot], Mapping[str, Any]]) -> str:
+    """A dry run's question to Cloud Run: the same UpdateService with validate_only
+    (`update`: its arguments for the service as read now), and what Cloud Run said."""
+    try:
+        snapshot = await deps.cloud_run.read_service(str(spec["cloud_run_service"]),
+                                                     str(spec["region"]))
+        await deps.cloud_run.update_service(snapshot, validate_only=True, **update(snapshot))
+    except GoogleCallError as exc:
+        return f"Cloud Run refused it: {exc.message}"
+    return f"Cloud Run accepted the {what} (validated only, nothing changed)."
+
+
 async def read_state(deps: Deps, change: Change) -> tuple[ServiceState | None, str | None]:
     """The change's service as Cloud Run has it now, or (None, why not)."""
     service, region = spec_service(change)

@@ -101,15 +101,12 @@ class TemplateKind:
     async def dry_run(self, deps: Deps, planned: PlannedChange) -> str | None:
         try:
             spec = await self.resolve(deps, planned.spec)
-            snapshot = await deps.cloud_run.read_service(spec["cloud_run_service"],
-                                                         spec["region"])
-            await deps.cloud_run.update_service(
-                snapshot, edit=self.edit(spec), labels={CHANGE_LABEL: "dry-run"},
-                **common.traffic_rule(snapshot, f"{spec['cloud_run_service']}-rb-dry-run"),
-                revision_name=f"{spec['cloud_run_service']}-rb-dry-run", validate_only=True)
         except GoogleCallError as exc:
             return f"Cloud Run refused it: {exc.message}"
-        return "Cloud Run accepted the update (validated only, nothing deployed)."
+        name = f"{spec['cloud_run_service']}-rb-dry-run"
+        return await common.validated(deps, spec, "update", lambda snapshot: {
+            "edit": self.edit(spec), "labels": {CHANGE_LABEL: "dry-run"},
+            "revision_name": name, **common.traffic_rule(snapshot, name)})
 
     # --- apply ------------------------------------------------------------------------
 

@@ -188,15 +188,8 @@ class TrafficKind:
         return {"cloud_run_service": facts.cloud_run_service, "region": facts.region, **change}
 
     async def dry_run(self, deps: Deps, planned: PlannedChange) -> str | None:
-        spec = planned.spec
-        try:
-            snapshot = await deps.cloud_run.read_service(spec["cloud_run_service"],
-                                                         spec["region"])
-            await deps.cloud_run.update_service(snapshot, validate_only=True,
-                                                **_routing(spec))
-        except GoogleCallError as exc:
-            return f"Cloud Run refused it: {exc.message}"
-        return "Cloud Run accepted the traffic change (validated only, nothing changed)."
+        return await common.validated(deps, planned.spec, "traffic change",
+                                      lambda _snapshot: _routing(planned.spec))
 
     def prefetch(self, deps: Deps, subject: str) -> Prefetch | None:
         return common.start_snapshot_read(deps, subject)
