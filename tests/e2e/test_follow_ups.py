@@ -7,8 +7,9 @@ import asyncio
 
 from bot.changes.model import Change, State
 from bot.ids import FollowUpAction
+from integrations.emulators.launcher import EmulatedWorld
 from integrations.emulators.slack import SlackCall
-from tests.e2e.conftest import RunningBot
+from tests.e2e.conftest import RunningBot, start_bot
 from tests.e2e.test_rollback_flow import (
     CONFIRM,
     SERVING,
@@ -143,3 +144,27 @@ async def test_restore_latest_routing_from_the_verdict(running_bot: RunningBot) 
     targets = world.services["medicalcor-api"].traffic
     assert [(t.latest, t.percent) for t in targets] == [(True, 100)]
     assert world.serving("medicalcor-api") == {SERVING: 100}
+
+
+async def test_undo_needs_someone_who_may_request(
+        emulated: EmulatedWorld, database_url: str, fresh_redis_url: str) -> None:
+    """Undo proposes a change: only the service's requesters may (here alice and bob)."""
+    text = emulated.catalog_path.read_text(encoding="utf-8")
+    approvers = 'approvers = ["U0BOB", "U0CAROL"]'
+    assert approvers in text
+    emulated.catalog_path.write_text(text.replace(
+        approvers, approvers + '\nrequesters = ["U0ALICE", "U0BOB"]'), encoding="utf-8")
+    bot = await start_bot(emulated, database_url, fresh_redis_url)
+    try:
+        slack = emulated.slack
+        card, done = await _rolled_back(bot)
+        await _card_with(bot, done, UNDO)
+        await _click(bot, card, UNDO, "U0DAVE")
+        refusal = await slack.wait_for("response_url",
+                                       _posted("You can't request rollbacks of `api`"),
+                                       timeout=10)
+        assert "U0ALICE" in _text(refusal) or "alice" in _text(refusal)
+        await asyncio.sleep(0.3)
+        assert (await bot.runtime.deps.changes.history("api", limit=1))[0].id == done.id
+    finally:
+        await bot.stop()

@@ -11,6 +11,8 @@ from bot.changes.kind import ChangeRequest
 from bot.intents import (
     ChangeIntent,
     CommandError,
+    DiffIntent,
+    EnvIntent,
     HelpIntent,
     HistoryIntent,
     ListRevisionsIntent,
@@ -77,6 +79,20 @@ def test_history() -> None:
         ("api other-00001-abc", "not a revision of `medicalcor-api`", "00014-def"),
         ("api 00014-def --force", "Unknown option `--force`", "--dry-run"),
         ("api --to-latest 00014-def", "takes no revision", "/rollback api --to-latest"),
+        ("api --image", "`--image` needs a value", "--image <tag or reference>"),
+        ("api --image bad!tag", "not an image tag or reference", "@sha256:"),
+        ("api --image v1 00014-def", "`--image` takes no revision", "--image v1.2.2"),
+        ("api --image v1 --to-latest", "`--to-latest` does not go with", "--to-latest"),
+        ("api 00014-def --unset", "`--unset` does not go with", "env <service> <KEY> --unset"),
+        ("env", "`env` needs a service", "Known services"),
+        ("env nope", "Unknown service `nope`", "`api`"),
+        ("env api 9KEY=1", "not an environment variable name", "letters, digits"),
+        ("env api KEY=1 --unset", "Say what `KEY` becomes", "LOG_LEVEL=info"),
+        ("env api KEY --from nope!", "not a valid revision name", "00014-def"),
+        ("env api KEY --from", "`--from` needs a value", "--from <revision>"),
+        ("env api A=1 B=2", "`env` takes one KEY=value or KEY", "A value is one word"),
+        ("diff api", "`diff` takes a service and a revision", "/rollback diff api 00014-def"),
+        ("diff api medicalcor-web-00014-abc", "is a revision of `medicalcor-web`", "web"),
         ("history", "exactly one service", "Known services"),
         ("history nope", "Unknown service `nope`", "`api`"),
         ("api --dry-run", "needs a revision", "--dry-run"),
@@ -99,22 +115,23 @@ def test_fuzz_never_raises_always_intent_or_clear_error(text: str) -> None:
         assert result.problem and result.hint
     else:
         assert isinstance(result, HelpIntent | ListRevisionsIntent | HistoryIntent | ChangeIntent
-                          | VerifyIntent)
+                          | VerifyIntent | EnvIntent | DiffIntent)
         if isinstance(result, ChangeIntent):
             request = result.request
             prefix = CATALOG.services[request.service].cloud_run_service + "-"
-            assert request.args.get("to_latest") or all(
+            assert request.kind != "traffic" or request.args.get("to_latest") or all(
                 rev.startswith(prefix) for rev in request.args["traffic"])
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.sampled_from(
     ["api", "web", "help", "history", "--dry-run", "00014-def", "medicalcor-api-00013-ghi",
-     "-", "--", "🙂", "api-00014", "00014-DEF"]), max_size=5))
+     "-", "--", "🙂", "api-00014", "00014-DEF", "env", "diff", "--image", "v1.2.2",
+     "LOG_LEVEL=x", "--from", "--unset", "--to-latest"]), max_size=6))
 def test_fuzz_command_shaped_words(words: list[str]) -> None:
     result = parse_command(" ".join(words), CATALOG)
     assert isinstance(result, CommandError | HelpIntent | ListRevisionsIntent | HistoryIntent
-                      | ChangeIntent)
+                      | ChangeIntent | EnvIntent | DiffIntent)
 
 
 def test_every_kinds_usage_is_in_help_and_in_the_parsers_usage_text() -> None:
