@@ -80,6 +80,19 @@ def _assert_clean(code: int, stderr: str) -> None:
         assert marker not in stderr, f"{marker!r} on stderr:\n{stderr[-4000:]}"
 
 
+async def _stop_mid_list(proc: Proc, world: EmulatedWorld, events_url: str,
+                         database_url: str) -> None:
+    """Ask for a revision list, SIGTERM `proc` while its job runs, and require a clean
+    exit (the process is stopped whatever happens)."""
+    try:
+        await _ask_for_revisions(world, events_url)
+        await _until_running(database_url, LIST_REVISIONS, proc)
+        code, stderr = await _terminate(proc)
+    finally:
+        await proc.stop()
+    _assert_clean(code, stderr)
+
+
 async def _ask_for_revisions(world: EmulatedWorld, events_url: str) -> None:
     ack = await world.slack.send_command(events_url, "api", user_id="U0ALICE",
                                          channel_id=CHANNEL)
@@ -108,13 +121,7 @@ async def test_serve_stopped_mid_job_lets_it_finish_within_the_grace(
     emulated.google.faults.delay(methods.LIST_REVISIONS, 2.0, count=1)
     # The default grace (8 s) and one worker process, as shipped.
     serve, events_url = await _serve(_env(emulated, database_url, fresh_redis_url))
-    try:
-        await _ask_for_revisions(emulated, events_url)
-        await _until_running(database_url, LIST_REVISIONS, serve)
-        code, stderr = await _terminate(serve)
-    finally:
-        await serve.stop()
-    _assert_clean(code, stderr)
+    await _stop_mid_list(serve, emulated, events_url, database_url)
     assert _revision_lists(emulated) == 1  # answered before the worker stopped
     assert await _jobs(database_url, LIST_REVISIONS) == []  # done, hence deleted
 
@@ -125,13 +132,7 @@ async def test_serve_stopped_mid_job_queues_it_again_past_the_grace(
     emulated.google.faults.delay(methods.LIST_REVISIONS, SLOW, count=1)
     serve, events_url = await _serve(_env(emulated, database_url, fresh_redis_url,
                                           ROLLBOT_SHUTDOWN_GRACE_SECONDS="1"))
-    try:
-        await _ask_for_revisions(emulated, events_url)
-        await _until_running(database_url, LIST_REVISIONS, serve)
-        code, stderr = await _terminate(serve)
-    finally:
-        await serve.stop()
-    _assert_clean(code, stderr)
+    await _stop_mid_list(serve, emulated, events_url, database_url)
     assert _revision_lists(emulated) == 0
     # Back in the queue for any replica, its first attempt counted.
     assert await _jobs(database_url, LIST_REVISIONS) == [("todo", 1)]
@@ -161,13 +162,7 @@ async def test_worker_stopped_mid_job_lets_it_finish_within_the_grace(
 ) -> None:
     emulated.google.faults.delay(methods.LIST_REVISIONS, 2.0, count=1)
     worker = await Proc.start("worker", env=_env(emulated, database_url, fresh_redis_url))
-    try:
-        await _ask_for_revisions(emulated, listener)
-        await _until_running(database_url, LIST_REVISIONS, worker)
-        code, stderr = await _terminate(worker)
-    finally:
-        await worker.stop()
-    _assert_clean(code, stderr)
+    await _stop_mid_list(worker, emulated, listener, database_url)
     assert _revision_lists(emulated) == 1
     assert await _jobs(database_url, LIST_REVISIONS) == []
 
@@ -178,13 +173,7 @@ async def test_worker_stopped_past_the_grace_leaves_the_job_to_the_next_worker(
     emulated.google.faults.delay(methods.LIST_REVISIONS, SLOW, count=1)
     env = _env(emulated, database_url, fresh_redis_url, ROLLBOT_SHUTDOWN_GRACE_SECONDS="1")
     worker = await Proc.start("worker", env=env)
-    try:
-        await _ask_for_revisions(emulated, listener)
-        await _until_running(database_url, LIST_REVISIONS, worker)
-        code, stderr = await _terminate(worker)
-    finally:
-        await worker.stop()
-    _assert_clean(code, stderr)
+    await _stop_mid_list(worker, emulated, listener, database_url)
     assert await _jobs(database_url, LIST_REVISIONS) == [("todo", 1)]
     assert _revision_lists(emulated) == 0
 
