@@ -120,10 +120,6 @@ class Plan:
     def blocked(self) -> bool:
         return bool(self.blockers)
 
-    @property
-    def gcloud_command(self) -> str:
-        return self.command
-
     def to_json(self) -> dict[str, Any]:
         return {
             "kind": self.kind,

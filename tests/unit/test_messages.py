@@ -208,7 +208,7 @@ def test_plan_card_proposed_has_everything_and_two_buttons() -> None:
     assert "☐ Check for database migrations that may conflict" in text
     assert "☐ Identify dependent services — web, trigger" in text
     assert "If rollbot is down, run by hand" in text
-    assert f"```{make_plan().gcloud_command}```" in text
+    assert f"```{make_plan().command}```" in text
     assert "Requested by <@UA> · needs confirmation from a second person" in text
     assert "Blocked" not in text
 

@@ -94,7 +94,7 @@ class TrafficKind:
         except GoogleCallError as exc:
             if exc.kind == "not_found":
                 return PlanError(
-                    f"Revision `{exc_revision(exc, wanted)}` does not exist in "
+                    f"Revision `{_missing_revision(exc, wanted)}` does not exist in "
                     f"`{facts.cloud_run_service}` ({facts.region}).",
                     f"`/rollback {request.service}` lists the revisions you can roll back to.")
             return cloud_run_problem(exc, request.service, facts.cloud_run_service)
@@ -275,6 +275,6 @@ def _before(facts: ServiceFacts) -> dict[str, Any]:
     return {"traffic": facts.state.serving(), "latest": common.on_latest(facts.state)}
 
 
-def exc_revision(exc: GoogleCallError, wanted: dict[str, int]) -> str:
+def _missing_revision(exc: GoogleCallError, wanted: dict[str, int]) -> str:
     """Which of the wanted revisions Cloud Run did not find (its message names it)."""
     return next((rev for rev in wanted if rev in exc.message), next(iter(wanted)))
