@@ -6,6 +6,7 @@ Validated at start; errors name the file and the key.
 
 from __future__ import annotations
 
+import itertools
 import re
 import tomllib
 from pathlib import Path
@@ -73,6 +74,27 @@ class VerificationSection(_Strict):
     # This many ERROR log entries after the change pass whatever the baseline: a
     # per-minute rate from one or two lines over a short window is noise.
     tolerated_log_errors: Annotated[int, Field(ge=0)] = 3
+
+
+class GradualSection(_Strict):
+    """A gradual rollback's steps (the runbook's "50/50 split, monitor for 5 minutes,
+    then complete"), as data: the target's share at each step, how long each step is
+    held, how often it is analysed, and how many failed analyses abort it."""
+
+    steps: list[Annotated[int, Field(ge=1, le=100)]] = Field(
+        default_factory=lambda: [50, 100], min_length=1, max_length=10)
+    step_seconds: Annotated[float, Field(gt=0, le=86400)] = 300.0
+    analysis_interval_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    failure_limit: Annotated[int, Field(ge=1, le=100)] = 2
+
+    @field_validator("steps")
+    @classmethod
+    def _rising_to_100(cls, steps: list[int]) -> list[int]:
+        if any(b <= a for a, b in itertools.pairwise(steps)):
+            raise ValueError(f"{steps}: each step must give the target more than the last")
+        if steps[-1] != 100:
+            raise ValueError(f"{steps}: the last step must be 100 (the rollback completes)")
+        return steps
 
 
 def _http_url(value: str) -> str:
@@ -175,6 +197,7 @@ class ServiceSection(_Strict):
     require_second_person: bool = True
     dependent_services: list[str] = Field(default_factory=list)
     verification: VerificationSection = Field(default_factory=VerificationSection)
+    gradual: GradualSection = Field(default_factory=GradualSection)
 
     @field_validator("requesters", "approvers")
     @classmethod

@@ -11,6 +11,7 @@ class KindName(StrEnum):
     TRAFFIC = "traffic"
     IMAGE = "image"
     ENV = "env"
+    GRADUAL = "gradual"
 
 
 class RevisionListAction(StrEnum):
@@ -20,6 +21,16 @@ class RevisionListAction(StrEnum):
 class RollbackAction(StrEnum):
     CONFIRM = "rollback.confirm"
     CANCEL = "rollback.cancel"
+    GRADUAL = "rollback.gradual"  # confirm, as a gradual rollout
+
+
+class RolloutAction(StrEnum):
+    """A running gradual rollout's buttons (in its thread and on its card)."""
+
+    PROMOTE = "rollout.promote"
+    ABORT = "rollout.abort"
+    PAUSE = "rollout.pause"
+    RESUME = "rollout.resume"
 
 
 class FollowUpAction(StrEnum):
@@ -34,6 +45,7 @@ class RollbackBlock(StrEnum):
     PLAN_HEADER = "rollback.plan.header"
     PLAN_ACTIONS = "rollback.plan.actions"  # + ":<kind>:<subject>", see plan_actions_block_id
     FOLLOW_UPS = "change.follow_ups"
+    ROLLOUT_CONTROLS = "rollout.controls"
 
 
 def plan_actions_block_id(kind: str, subject: str) -> str:

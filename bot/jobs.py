@@ -33,6 +33,8 @@ from bot.jobs_names import (
     LIST_REVISIONS,
     MAINTENANCE,
     PROPOSE,
+    ROLLOUT_CONTROL,
+    ROLLOUT_STEP,
     SHOW_DIFF,
     SHOW_ENV,
     VERIFY,
@@ -46,6 +48,8 @@ from bot.workflow import (
     follow_up,
     propose,
     recovery,
+    rollout,
+    rollout_controls,
     verify,
     verify_now,
 )
@@ -102,12 +106,12 @@ async def propose_job(context: procrastinate.JobContext, *, service: str, dry_ru
 
 
 async def confirm_job(context: procrastinate.JobContext, *, click: dict[str, str],
-                      change_id: int | None = None) -> None:
+                      change_id: int | None = None, run_as: str | None = None) -> None:
     # Goes on inline into execute and verify; a retry (stalled job re-queued by
     # recovery) resumes the change its first attempt confirmed.
     job = context.job
     await decide.confirm(from_context(context), ButtonClick(**click), change_id,
-                         job_id=job.id, retried=job.attempts > 0)
+                         job_id=job.id, retried=job.attempts > 0, run_as=run_as)
 
 
 async def cancel_job(context: procrastinate.JobContext, *, click: dict[str, str],
@@ -137,6 +141,16 @@ async def analyse_job(context: procrastinate.JobContext, *, change_id: int, inde
     await analyse.analyse(from_context(context), change_id, index, changed_at)
 
 
+async def rollout_step_job(context: procrastinate.JobContext, *, change_id: int,
+                           seq: int) -> None:
+    await rollout.step(from_context(context), change_id, seq)
+
+
+async def rollout_control_job(context: procrastinate.JobContext, *, click: dict[str, str],
+                              change_id: int | None = None) -> None:
+    await rollout_controls.control(from_context(context), ButtonClick(**click), change_id)
+
+
 async def verify_now_job(context: procrastinate.JobContext, *, service: str,
                          command: dict[str, str]) -> None:
     await verify_now.verify_now(from_context(context), service, SlashCommand(**command))
@@ -163,6 +177,8 @@ TASKS: dict[str, tuple[Callable[..., Awaitable[Any]], str]] = {
     BASELINE: (baseline_job, "rollbacks"),
     ANALYSE: (analyse_job, "analysis"),
     VERIFY_NOW: (verify_now_job, "rollbacks"),
+    ROLLOUT_STEP: (rollout_step_job, "rollouts"),
+    ROLLOUT_CONTROL: (rollout_control_job, "interactive"),
 }
 
 

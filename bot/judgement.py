@@ -206,3 +206,36 @@ def judge(immediate_ok: bool, rows: Sequence[Row], *,
     if so_far is not None and unknown and not failed:
         return Judgement(so_far, () if so_far == Verdict.VERIFIED else tuple(reasons))
     return Judgement(Verdict.DEGRADED if reasons else Verdict.VERIFIED, tuple(reasons))
+
+
+@dataclasses.dataclass(frozen=True)
+class StepJudgement:
+    """One analysis of a gradual rollout's step: pass, fail or inconclusive, and why."""
+
+    outcome: Outcome
+    reasons: tuple[str, ...] = ()
+
+
+def judge_step(target: Measurement, checks_ok: Sequence[tuple[str, bool, str]],
+               policy: VerificationSection) -> StepJudgement:
+    """The target revision's interval against the service's thresholds, and its own
+    URL's checks (name, ok, detail). A failed check or threshold fails; too few
+    requests or no metrics is inconclusive (a human decides), never a pass."""
+    failed = [f"{name} on the target's URL: {detail}" for name, ok, detail in checks_ok
+              if not ok]
+    unknown = _unknown_because(target, target.error_rate, policy)
+    if unknown is None and target.p95_latency_ms is None:
+        unknown = _unknown_because(target, target.p95_latency_ms, policy)
+    if unknown is None:  # rates from too few requests are noise: judged only when known
+        if target.error_rate is not None and target.error_rate > policy.max_error_rate:
+            failed.append(f"5xx rate {_pct(target.error_rate)} > "
+                          f"{_pct(policy.max_error_rate)}")
+        if (target.p95_latency_ms is not None
+                and target.p95_latency_ms > policy.max_p95_latency_ms):
+            failed.append(f"p95 latency {_ms(target.p95_latency_ms)} > "
+                          f"{_ms(policy.max_p95_latency_ms)}")
+    if failed:
+        return StepJudgement(Outcome.FAIL, tuple(failed))
+    if unknown is not None:
+        return StepJudgement(Outcome.INCONCLUSIVE, (f"metrics unknown: {unknown}",))
+    return StepJudgement(Outcome.PASS)

@@ -5,8 +5,10 @@ measurement, never raised: verification must go on and say what it could not see
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
+from collections.abc import Sequence
 
 import aiohttp
 
@@ -14,6 +16,7 @@ from bot.deps import Deps
 from bot.judgement import Measurement
 from integrations import prom_metrics
 from integrations.google_retry import GoogleCallError
+from integrations.monitoring import RevisionMetrics
 
 log = logging.getLogger(__name__)
 
@@ -28,19 +31,39 @@ def _said(service: str, exc: GoogleCallError) -> str:
     return exc.message if exc.message.startswith(service) else f"{service}: {exc.message}"
 
 
-async def measure(deps: Deps, service: str, label: str, *, since: dt.datetime | None,
-                  revision: str | None = None) -> Measurement:
-    """`since`: start of the window (the traffic change); None for a baseline,
-    which looks back `baseline_seconds`."""
+@dataclasses.dataclass(frozen=True)
+class _Metrics:
+    """5xx rate, p95 and requests from one source over one window: per revision
+    (Cloud Monitoring) or for the whole service (scrapes of its /metrics)."""
+
+    source: str  # "cloud_monitoring" | "metrics_url" | "none"
+    per_revision: dict[str, RevisionMetrics] | None = None
+    window: prom_metrics.WindowMetrics | None = None
+    problems: tuple[str, ...] = ()
+
+    def of(self, revisions: Sequence[str] | None) -> tuple[float | None, float | None,
+                                                         float | None]:
+        """(error rate, p95 ms, requests) of `revisions` (None: all of them); a scrape
+        cannot tell revisions apart and answers for the whole service."""
+        if self.per_revision is not None:
+            picked = [m for rev, m in self.per_revision.items()
+                      if revisions is None or rev in revisions]
+            total = sum(m.requests for m in picked)
+            errors = sum(m.errors_5xx for m in picked)
+            latencies = [m.p95_latency_ms for m in picked if m.p95_latency_ms is not None]
+            # Several revisions: the worst p95 bounds theirs together from above.
+            return (errors / total if total else None, max(latencies) if latencies else None,
+                    float(total))
+        if self.window is not None:
+            return self.window.error_rate, self.window.p95_latency_ms, self.window.requests
+        return None, None, None
+
+
+async def _read_metrics(deps: Deps, service: str, start: dt.datetime,
+                        end: dt.datetime) -> _Metrics:
     svc = deps.catalog.services[service]
     policy = svc.verification
-    region = deps.catalog.region_of(service)
-    end = _now()
-    start = since or end - dt.timedelta(seconds=policy.baseline_seconds)
-    metrics_problems: list[str] = []
-    error_rate = p95 = requests = None
-    source = "none"
-
+    problems: list[str] = []
     use_monitoring = deps.monitoring is not None and policy.metrics_source in (
         "auto", "cloud_monitoring")
     if use_monitoring and deps.monitoring is not None:
@@ -48,29 +71,38 @@ async def measure(deps: Deps, service: str, label: str, *, since: dt.datetime | 
             # Cloud Monitoring needs a non-empty window: look back at least a minute.
             window_start = min(start, end - dt.timedelta(seconds=60))
             per_revision = await deps.monitoring.revision_metrics(
-                svc.cloud_run_service, region, window_start, end)
-            picked = ([per_revision[revision]] if revision and revision in per_revision
-                      else list(per_revision.values()) if not revision else [])
-            total = sum(m.requests for m in picked)
-            errors = sum(m.errors_5xx for m in picked)
-            requests = float(total)
-            error_rate = errors / total if total else None
-            latencies = [m.p95_latency_ms for m in picked if m.p95_latency_ms is not None]
-            p95 = max(latencies) if latencies else None
-            source = f"Cloud Monitoring ({revision})" if revision else "Cloud Monitoring"
+                svc.cloud_run_service, deps.catalog.region_of(service), window_start, end)
+            return _Metrics("cloud_monitoring", per_revision=per_revision)
         except GoogleCallError as exc:
-            metrics_problems.append(_said("Cloud Monitoring", exc))
-            use_monitoring = False
-    if not use_monitoring and svc.metrics_url:
+            problems.append(_said("Cloud Monitoring", exc))
+    if svc.metrics_url:
         try:
             async with aiohttp.ClientSession() as session:
                 window = await prom_metrics.measure(
                     session, svc.metrics_url, interval=policy.scrape_interval_seconds,
                     timeout=policy.timeout_seconds)
-            error_rate, p95, requests = window.error_rate, window.p95_latency_ms, window.requests
-            source = "metrics_url"
+            return _Metrics("metrics_url", window=window, problems=tuple(problems))
         except prom_metrics.MetricsScrapeError as exc:
-            metrics_problems.append(exc.message)  # "metrics at URL answered 503 …"
+            problems.append(exc.message)  # "metrics at URL answered 503 …"
+    return _Metrics("none", problems=tuple(problems))
+
+
+def _source(metrics: _Metrics, revision: str | None) -> str:
+    if metrics.source == "cloud_monitoring":
+        return f"Cloud Monitoring ({revision})" if revision else "Cloud Monitoring"
+    return metrics.source
+
+
+async def measure(deps: Deps, service: str, label: str, *, since: dt.datetime | None,
+                  revision: str | None = None) -> Measurement:
+    """`since`: start of the window (the traffic change); None for a baseline,
+    which looks back `baseline_seconds`."""
+    svc = deps.catalog.services[service]
+    policy = svc.verification
+    end = _now()
+    start = since or end - dt.timedelta(seconds=policy.baseline_seconds)
+    metrics = await _read_metrics(deps, service, start, end)
+    error_rate, p95, requests = metrics.of([revision] if revision else None)
 
     log_errors: int | None = None
     logs_problem: str | None = None
@@ -83,7 +115,25 @@ async def measure(deps: Deps, service: str, label: str, *, since: dt.datetime | 
         except GoogleCallError as exc:
             logs_problem = _said("Cloud Logging", exc)
     return Measurement(
-        label=label, source=source, error_rate=error_rate, p95_latency_ms=p95,
-        requests=requests, log_errors=log_errors,
+        label=label, source=_source(metrics, revision), error_rate=error_rate,
+        p95_latency_ms=p95, requests=requests, log_errors=log_errors,
         log_window_seconds=window_seconds if log_errors is not None else None,
-        log_samples=samples, metrics_problems=tuple(metrics_problems), logs_problem=logs_problem)
+        log_samples=samples, metrics_problems=metrics.problems, logs_problem=logs_problem)
+
+
+async def measure_split(deps: Deps, service: str, label: str, *, start: dt.datetime,
+                        end: dt.datetime, target: str, replaced: Sequence[str]
+                        ) -> tuple[Measurement, Measurement, bool]:
+    """One read of the metrics for a traffic split: the target revision and the
+    revisions it replaces, side by side, and whether the source told them apart
+    (False for scrapes of the service's /metrics: both are the whole service)."""
+    metrics = await _read_metrics(deps, service, start, end)
+    apart = metrics.per_revision is not None
+
+    def of(revisions: Sequence[str], named: str) -> Measurement:
+        error_rate, p95, requests = metrics.of(revisions)
+        return Measurement(label=label, source=_source(metrics, named),
+                           error_rate=error_rate, p95_latency_ms=p95, requests=requests,
+                           metrics_problems=metrics.problems)
+
+    return of([target], target), of(list(replaced), ", ".join(replaced)), apart

@@ -91,6 +91,12 @@ class Plan:
     command: str = ""  # the runbook's equivalent, to do it by hand if rollbot is down
     question: str = ""  # the Confirm dialog's question
     pins: bool = False  # leaves the service pinned (later deploys get no traffic)
+    # Other kinds the same change may be confirmed as (a traffic rollback as a gradual
+    # one: the card's Gradual button), with their words; `preferred`: the card's
+    # primary button ("" = Confirm, the plan's own kind).
+    alternatives: tuple[str, ...] = ()
+    staged: str = ""  # a gradual rollout's steps, when one is offered
+    preferred: str = ""
 
     def __post_init__(self) -> None:
         # Plans stored before change kinds existed are traffic rollbacks: their
@@ -139,6 +145,9 @@ class Plan:
             "command": self.command,
             "question": self.question,
             "pins": self.pins,
+            "alternatives": list(self.alternatives),
+            "staged": self.staged,
+            "preferred": self.preferred,
         }
 
     @classmethod
@@ -161,6 +170,9 @@ class Plan:
             command=data.get("command", ""),
             question=data.get("question", ""),
             pins=bool(data.get("pins", "kind" not in data)),  # old plans: traffic, pinned
+            alternatives=tuple(data.get("alternatives", ())),
+            staged=data.get("staged", ""),
+            preferred=data.get("preferred", ""),
         )
 
 

@@ -29,6 +29,7 @@ from bot.jobs_names import (
     HISTORY,
     LIST_REVISIONS,
     PROPOSE,
+    ROLLOUT_CONTROL,
     SHOW_DIFF,
     SHOW_ENV,
     VERIFY_NOW,
@@ -114,6 +115,18 @@ def hand_off_decision(deps: Deps, click: ButtonClick, confirm: bool,
                       on_failure: OnFailure) -> None:
     deps.handoffs.hand_off(CONFIRM if confirm else CANCEL, on_failure=on_failure,
                            click=click.as_job_args(), change_id=click.change_id())
+
+
+def hand_off_gradual(deps: Deps, click: ButtonClick, on_failure: OnFailure) -> None:
+    """Gradual on a plan card: Confirm, as a gradual rollout."""
+    deps.handoffs.hand_off(CONFIRM, on_failure=on_failure, click=click.as_job_args(),
+                           change_id=click.change_id(), run_as=KindName.GRADUAL.value)
+
+
+def hand_off_rollout_control(deps: Deps, click: ButtonClick, on_failure: OnFailure) -> None:
+    """Promote now, Abort, Pause or Resume on a running rollout."""
+    deps.handoffs.hand_off(ROLLOUT_CONTROL, on_failure=on_failure, click=click.as_job_args(),
+                           change_id=click.change_id())
 
 
 def follow_up_refusal(click: ButtonClick, catalog: Catalog) -> Message | None:

@@ -85,7 +85,7 @@ class ListenerHasNoCloudRun:
         self, snapshot: ServiceSnapshot, *, traffic: Mapping[str, int] | None = None,
         to_latest: bool = False, edit: TemplateEdit | None = None,
         revision_name: str | None = None, labels: Mapping[str, str] | None = None,
-        validate_only: bool = False,
+        validate_only: bool = False, tags: Mapping[str, str] | None = None,
     ) -> str:
         raise self._bug()
 
@@ -151,6 +151,7 @@ class Runtime:
         try:
             await recovery.retry_stalled_jobs(self.deps)
             await recovery.resume_orphans(self.deps)
+            await recovery.resume_rollouts(self.deps)
         except Exception:
             log.exception("crash recovery at start failed; the periodic job will retry")
 

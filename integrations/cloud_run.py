@@ -66,6 +66,7 @@ class TrafficShare:
     percent: int
     latest: bool = False
     tag: str = ""
+    uri: str = ""  # a tagged target's own URL (Cloud Run's traffic status)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,6 +79,10 @@ class ServiceState:
 
     def percent_of(self, revision: str) -> int:
         return sum(t.percent for t in self.traffic if t.revision == revision)
+
+    def tag_uri(self, tag: str) -> str | None:
+        """The URL that reaches only the revision carrying `tag`."""
+        return next((t.uri for t in self.traffic if t.tag == tag and t.uri), None)
 
     def serving(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -113,7 +118,7 @@ class CloudRun(Protocol):
         self, snapshot: ServiceSnapshot, *, traffic: Mapping[str, int] | None = None,
         to_latest: bool = False, edit: TemplateEdit | None = None,
         revision_name: str | None = None, labels: Mapping[str, str] | None = None,
-        validate_only: bool = False,
+        validate_only: bool = False, tags: Mapping[str, str] | None = None,
     ) -> str: ...
     async def wait_operation(self, operation_name: str) -> None: ...
 
@@ -151,6 +156,7 @@ def service_from_proto(svc: run_v2.Service) -> ServiceState:
             percent=t.percent,
             latest=t.type_ == latest,
             tag=t.tag,
+            uri=getattr(t, "uri", ""),  # statuses have one; asked-for targets do not
         )
         for t in source
     )
@@ -240,10 +246,13 @@ class GoogleCloudRun:
         self, snapshot: ServiceSnapshot, *, traffic: Mapping[str, int] | None = None,
         to_latest: bool = False, edit: TemplateEdit | None = None,
         revision_name: str | None = None, labels: Mapping[str, str] | None = None,
-        validate_only: bool = False,
+        validate_only: bool = False, tags: Mapping[str, str] | None = None,
     ) -> str:
         """Send the service as read in `snapshot`, changed only as asked; return the
         long-running operation's name ("" when `validate_only`).
+
+        `tags` (revision -> tag) go with `traffic`: the tagged revisions get their own
+        URL; a tag not given is removed (None or {} alike).
 
         `edit`, `revision_name` and `labels` change the template, so Cloud Run makes a
         new revision; an edit without a `revision_name` clears the name the template
@@ -252,7 +261,8 @@ class GoogleCloudRun:
         here: the caller re-reads and re-checks."""
         try:
             service = updated_service(snapshot.raw, traffic=traffic, to_latest=to_latest,
-                                      edit=edit, revision_name=revision_name, labels=labels)
+                                      edit=edit, revision_name=revision_name, labels=labels,
+                                      tags=tags)
         except TemplateEditError as exc:
             raise GoogleCallError("invalid", f"cannot make this change: {exc}") from exc
         request = run_v2.UpdateServiceRequest(service=service, validate_only=validate_only)

@@ -10,6 +10,7 @@ every field access in Python.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -208,8 +209,14 @@ def apply_edit(template: Any, edit: TemplateEdit) -> None:
         _pin_secrets(template, edit.secret_versions)
 
 
-def _set_traffic(service: Any, traffic: Mapping[str, int] | None, to_latest: bool) -> None:
-    """Replace a Service's (raw protobuf) traffic: by revision name, or all to latest."""
+_TAG = re.compile(r"^[a-z]([a-z0-9-]{0,44}[a-z0-9])?$")  # Cloud Run: DNS-label-like, short
+
+
+def _set_traffic(service: Any, traffic: Mapping[str, int] | None, to_latest: bool,
+                 tags: Mapping[str, str] | None = None) -> None:
+    """Replace a Service's (raw protobuf) traffic: by revision name, or all to latest.
+    `tags` (revision -> tag, with `traffic`): those targets carry the tag (a revision
+    not in `traffic` becomes a 0% target that only carries it); every other tag goes."""
     if traffic is not None and to_latest:
         raise TemplateEditError("give traffic or to_latest, not both")
     if traffic is None and not to_latest:
@@ -219,20 +226,33 @@ def _set_traffic(service: Any, traffic: Mapping[str, int] | None, to_latest: boo
         service.traffic.add(type_=_LATEST, percent=100)
         return
     assert traffic is not None
+    tags = dict(tags or {})
+    bad = [tag for tag in tags.values() if not _TAG.match(tag)]
+    if bad:
+        raise TemplateEditError(f"invalid traffic tag {bad[0]!r}: lowercase letters, digits "
+                                "and hyphens, starting with a letter, at most 46 characters")
+    if len(set(tags.values())) != len(tags):
+        raise TemplateEditError("each traffic tag may name one revision only")
     for revision, percent in traffic.items():
-        service.traffic.add(type_=_REVISION, revision=revision, percent=percent)
+        service.traffic.add(type_=_REVISION, revision=revision, percent=percent,
+                            tag=tags.pop(revision, ""))
+    for revision, tag in tags.items():
+        service.traffic.add(type_=_REVISION, revision=revision, percent=0, tag=tag)
 
 
 def updated_service(
     raw: run_v2.Service, *, traffic: Mapping[str, int] | None, to_latest: bool,
     edit: TemplateEdit | None, revision_name: str | None, labels: Mapping[str, str] | None,
+    tags: Mapping[str, str] | None = None,
 ) -> run_v2.Service:
     """A copy of the service as read, changed only as asked: traffic by revision name
     or all to latest (neither: as read), the template edited, named, labelled."""
     service = run_v2.Service.pb()()
     service.CopyFrom(run_v2.Service.pb(raw))  # the caller's snapshot stays as read
     template = service.template
-    _set_traffic(service, traffic, to_latest)
+    if tags and traffic is None:
+        raise TemplateEditError("tags are set with traffic by revision name")
+    _set_traffic(service, traffic, to_latest, tags)
     if edit:
         apply_edit(template, edit)
     if revision_name is not None:

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from bot.catalog import Catalog
 from bot.checks import CheckResult
+from bot.judgement import Measurement
 from bot.messages.base import Message
 from bot.parsing import CommandError
 from bot.plans import Plan, PlanError
 
 if TYPE_CHECKING:
+    import datetime as dt
+
     from bot.changes.model import Change
     from bot.deps import Deps
 
@@ -132,3 +135,46 @@ class ChangeKind(Protocol):
     def undo(self, change: Change) -> ChangeRequest | None:
         """The exact inverse of a finished change; None when it changed nothing."""
         ...
+
+
+@dataclasses.dataclass(frozen=True)
+class StepObservation:
+    """One look at a staged change's step: the target beside what it replaces."""
+
+    target: Measurement
+    replaced: Measurement
+    checks: tuple[CheckResult, ...]  # the target's own URL (health, ready)
+    apart: bool  # whether the metrics told the revisions apart
+    link: str = ""  # where people read the target's metrics themselves
+
+
+@runtime_checkable
+class StagedKind(ChangeKind, Protocol):
+    """A kind whose change goes in steps (a gradual rollback): `apply` makes the first
+    step; the rollout (bot/workflow/rollout.py) holds, analyses and moves it on."""
+
+    def rollout_target(self, change: Change) -> str:
+        """What the steps move to (a revision), as the rollout's words name it."""
+        ...
+
+    async def set_step(self, deps: Deps, change: Change, percent: int) -> Applied:
+        """The split of a step (the target at `percent`), read back. Safe to repeat."""
+        ...
+
+    async def complete(self, deps: Deps, change: Change) -> Applied:
+        """All the way: the target at 100%, the step's marks removed (one update)."""
+        ...
+
+    async def restore(self, deps: Deps, change: Change) -> Applied:
+        """Exactly what was there before the first step, marks removed, read back."""
+        ...
+
+    async def observe(self, deps: Deps, change: Change, start: dt.datetime,
+                      end: dt.datetime) -> StepObservation:
+        """The target's and the replaced revisions' metrics over (start, end], and the
+        target's own checks."""
+        ...
+
+
+def staged(kind: ChangeKind) -> StagedKind | None:
+    return kind if isinstance(kind, StagedKind) else None

@@ -1,7 +1,12 @@
 """A change (what the flow carries, whatever its kind) and its states.
 
 proposed ──confirm──▶ confirmed ──▶ executing ──▶ verifying ──▶ succeeded
-    └──cancel──▶ cancelled                 └─────────────┴──────▶ failed
+    └──cancel──▶ cancelled                 │  └─────────────┴──────▶ failed
+                                           └──▶ rolling_out ──▶ verifying
+                                                     └─────────▶ failed (aborted)
+
+`rolling_out`: a staged change (a gradual rollback) between its first step and its
+last, moved on by scheduled jobs (bot/workflow/rollout.py).
 """
 
 from __future__ import annotations
@@ -16,20 +21,23 @@ class State(StrEnum):
     PROPOSED = "proposed"
     CONFIRMED = "confirmed"
     EXECUTING = "executing"
+    ROLLING_OUT = "rolling_out"
     VERIFYING = "verifying"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
 
 
-ACTIVE_STATES = frozenset({State.PROPOSED, State.CONFIRMED, State.EXECUTING, State.VERIFYING})
+ACTIVE_STATES = frozenset({State.PROPOSED, State.CONFIRMED, State.EXECUTING,
+                           State.ROLLING_OUT, State.VERIFYING})
 FINAL_STATES = frozenset({State.SUCCEEDED, State.FAILED, State.CANCELLED})
 
 # Which state may follow which: every transition in the store is checked against this.
 TRANSITIONS: dict[State, frozenset[State]] = {
     State.PROPOSED: frozenset({State.CONFIRMED, State.CANCELLED, State.FAILED}),
     State.CONFIRMED: frozenset({State.EXECUTING, State.FAILED}),
-    State.EXECUTING: frozenset({State.VERIFYING, State.FAILED}),
+    State.EXECUTING: frozenset({State.VERIFYING, State.ROLLING_OUT, State.FAILED}),
+    State.ROLLING_OUT: frozenset({State.VERIFYING, State.FAILED}),
     State.VERIFYING: frozenset({State.SUCCEEDED, State.FAILED}),
     State.SUCCEEDED: frozenset(),
     State.FAILED: frozenset(),
@@ -45,6 +53,7 @@ class Verdict(StrEnum):
     VERIFIED = "verified"
     DEGRADED = "degraded"
     FAILED = "failed"
+    ABORTED = "aborted"  # a staged change stopped and put back as it was
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +89,7 @@ class Change:
     finished_at: dt.datetime | None = None  # set exactly when the state is final
     baseline: dict[str, Any] | None = None  # bot.judgement.Measurement before any change
     analysis: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # after it
+    rollout: dict[str, Any] | None = None  # a staged change's steps (bot.changes.rollout)
 
     @property
     def active(self) -> bool:

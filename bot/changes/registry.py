@@ -6,13 +6,15 @@ from __future__ import annotations
 
 from bot.changes.kind import ChangeKind, ChangeRequest, Usage
 from bot.changes.kinds.env import EnvKind
+from bot.changes.kinds.gradual import GradualKind
 from bot.changes.kinds.image import ImageKind
 from bot.changes.kinds.traffic import TrafficKind
 from bot.ids import KindName
 
 # Parsing asks each kind in this order; traffic (`/rollback <service> <revision>`)
 # takes what no other kind's option claimed, so it comes last.
-KINDS: tuple[ChangeKind, ...] = (ImageKind(), EnvKind(), TrafficKind())
+# Gradual is never requested by itself (a traffic card offers it): it parses nothing.
+KINDS: tuple[ChangeKind, ...] = (ImageKind(), EnvKind(), GradualKind(), TrafficKind())
 
 _BY_NAME: dict[str, ChangeKind] = {kind.name: kind for kind in KINDS}
 

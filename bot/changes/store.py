@@ -29,10 +29,12 @@ __all__ = ["UPDATABLE_FIELDS", "ActiveChangeExists", "ChangeStore", "row_to_chan
 # What cursor.execute() accepts, minus t-strings (not used here).
 _Query = str | sql.SQL | sql.Composed
 
-# Columns transition()/set_fields() may write. Identity, kind, spec, before, plan and
-# requester are fixed at creation; state only moves through transition().
+# Columns transition()/set_fields() may write. Identity, spec, before, plan and
+# requester are fixed at creation; state only moves through transition(); `kind` moves
+# once, on confirmation, to a kind the plan offers (Plan.alternatives).
 UPDATABLE_FIELDS = frozenset(
     {
+        "kind",
         "confirmed_by",
         "cancelled_by",
         "card_ts",
@@ -44,9 +46,10 @@ UPDATABLE_FIELDS = frozenset(
         "finished_at",
         "baseline",
         "analysis",
+        "rollout",
     }
 )
-_JSONB_FIELDS = frozenset({"after", "baseline", "analysis"})
+_JSONB_FIELDS = frozenset({"after", "baseline", "analysis", "rollout"})
 
 
 # Bounded retry for create(): the active row we collided with can finish between
@@ -91,6 +94,7 @@ def row_to_change(row: Mapping[str, Any]) -> Change:
         finished_at=row["finished_at"],
         baseline=row.get("baseline"),
         analysis=list(row.get("analysis") or []),
+        rollout=row.get("rollout"),
     )
 
 

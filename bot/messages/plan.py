@@ -7,7 +7,7 @@ the thread, history and refusal messages share.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from slack_sdk.models.blocks import (
     ActionsBlock,
@@ -19,7 +19,13 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.changes.model import Change, State, Verdict
-from bot.ids import FollowUpAction, RollbackAction, RollbackBlock, plan_actions_block_id
+from bot.ids import (
+    FollowUpAction,
+    KindName,
+    RollbackAction,
+    RollbackBlock,
+    plan_actions_block_id,
+)
 from bot.messages.base import Message, context, mrkdwn_section, user_mention, when
 from bot.plans import CheckItem, Plan, RevisionFacts, ordered_traffic, traffic_plain
 
@@ -31,7 +37,8 @@ CONFIRM_TEXT_MAX = 300
 TEXT_MAX = 3000  # fallback text: notifications show a line or two anyway
 
 CHECK_ICONS = {"ok": "✅", "fail": "❌", "todo": "☐"}
-IN_PROGRESS = frozenset({State.CONFIRMED, State.EXECUTING, State.VERIFYING})
+IN_PROGRESS = frozenset({State.CONFIRMED, State.EXECUTING, State.ROLLING_OUT,
+                         State.VERIFYING})
 
 
 # --- shared formatting helpers -------------------------------------------------------
@@ -69,6 +76,7 @@ def state_emoji(rollback: Change) -> str:
         State.PROPOSED: "⏳",
         State.CONFIRMED: "🔄",
         State.EXECUTING: "🔄",
+        State.ROLLING_OUT: "🔄",
         State.VERIFYING: "🔄",
         State.FAILED: "❌",
         State.CANCELLED: "🚫",
@@ -90,6 +98,9 @@ def status_line(rollback: Change, *, blocked: bool = False) -> str:
         if rollback.verdict == Verdict.DEGRADED:
             return f"⚠️ Rollback done, verification degraded — see thread · {people(rollback)}"
         return f"✅ Rollback verified · {people(rollback)}"
+    if rollback.state == State.FAILED and rollback.verdict == Verdict.ABORTED:
+        error = esc(clip(rollback.error, 500)) if rollback.error else "see thread"
+        return f"🛑 Gradual rollback {error} · the split from before is restored"
     if rollback.state == State.FAILED:
         error = esc(clip(rollback.error, 500)) if rollback.error else "see thread"
         return f"❌ Rollback failed: {error}"
@@ -123,13 +134,16 @@ def _revision_field(label: str, facts: RevisionFacts | None,
 
 
 def _buttons(plan: Plan, change: Change) -> list[ButtonElement]:
+    """Confirm, Gradual (where the plan offers it) and Cancel; the preferred one styled."""
     value = str(change.id)
-    return [
+    gradual = KindName.GRADUAL.value in plan.alternatives
+    gradual_first = gradual and plan.preferred == KindName.GRADUAL.value
+    buttons = [
         ButtonElement(
             text="Confirm rollback",
             action_id=RollbackAction.CONFIRM.value,
             value=value,
-            style="primary",
+            style=None if gradual_first else "primary",
             confirm=ConfirmObject(
                 title="Confirm rollback",
                 text=clip(plan.question, CONFIRM_TEXT_MAX),
@@ -137,8 +151,18 @@ def _buttons(plan: Plan, change: Change) -> list[ButtonElement]:
                 deny="Not yet",
             ),
         ),
-        ButtonElement(text="Cancel", action_id=RollbackAction.CANCEL.value, value=value),
     ]
+    if gradual:
+        buttons.append(ButtonElement(
+            text="Gradual", action_id=RollbackAction.GRADUAL.value, value=value,
+            style="primary" if gradual_first else None,
+            confirm=ConfirmObject(
+                title="Gradual rollback", confirm="Start gradually", deny="Not yet",
+                text=clip(f"Move traffic to {plan.target.name if plan.target else '?'} in "
+                          f"steps: {plan.staged}?", CONFIRM_TEXT_MAX))))
+    buttons.append(ButtonElement(text="Cancel", action_id=RollbackAction.CANCEL.value,
+                                 value=value))
+    return buttons
 
 
 def _undo(change: Change) -> ButtonElement:
@@ -157,12 +181,15 @@ def plan_card(
     final_note: str | None = None,
     validation: str | None = None,
     undoable: bool = False,
+    running: Sequence[Block] = (),
 ) -> Message:
     """The plan card in the channel; buttons only while a real change awaits a decision.
 
     Without a change it is shown to the requester only: a dry run (with what the
     outside system answered to `validation`), or a blocked request, which is not one.
     `undoable`: the change is over and its kind can reverse it (an Undo button).
+    `running`: what a change that runs a while shows of itself (a rollout's progress
+    and buttons).
     """
     prefix = "DRY RUN — " if dry_run else ""
     title = f"{prefix}Rollback plan: {plan.headline}"
@@ -200,6 +227,8 @@ def plan_card(
         deps = ", ".join(f"`{esc(s)}`" for s in plan.dependent_services)
         blocks.append(context(clip(f"Dependent services (coordinate): {deps}")))
 
+    if plan.staged:
+        blocks.append(mrkdwn_section(clip(f"*Gradual*: {esc(plan.staged)}")))
     blocks.append(mrkdwn_section(clip(
         f"*If rollbot is down, run by hand:*\n```{plan.command}```")))
     if validation:
@@ -217,6 +246,7 @@ def plan_card(
         blocks.append(mrkdwn_section(clip(status)))
     if final_note:
         blocks.append(context(clip(esc(final_note))))  # plain text, maybe from outside
+    blocks.extend(running)
 
     if (change is not None and change.state == State.PROPOSED
             and not dry_run and not plan.blocked):

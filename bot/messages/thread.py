@@ -6,10 +6,12 @@ current with chat.update so a late joiner reads one message.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement
 
 from bot.catalog import RunbookSection
-from bot.changes.model import Change, State
+from bot.changes.model import Change, State, Verdict
 from bot.checks import CheckKind, CheckResult, checked_the_service
 from bot.ids import FollowUpAction, RollbackBlock
 from bot.messages.base import Message, context, mrkdwn_section
@@ -134,8 +136,10 @@ def _latest(results: list[CheckResult]) -> list[CheckResult]:
     return list(latest.values())
 
 
-def summary(rollback: Change, *, stage: str, results: list[CheckResult]) -> Message:
-    """The top-of-thread summary: stage and checks so far (latest result per check)."""
+def summary(rollback: Change, *, stage: str, results: list[CheckResult],
+            running: Sequence[Block] = ()) -> Message:
+    """The top-of-thread summary: stage and checks so far (latest result per check);
+    `running`: a rollout's progress and buttons while it runs."""
     headline = _plan(rollback).headline
     head = f"*Rollback of {esc(headline)}* · {stage}"
     blocks: list[Block] = [mrkdwn_section(clip(head))]
@@ -143,6 +147,7 @@ def summary(rollback: Change, *, stage: str, results: list[CheckResult]) -> Mess
     if checks:
         compact = " · ".join(f"{'✅' if r.ok else '❌'} {esc(r.name)}" for r in checks)
         blocks.append(mrkdwn_section(clip(f"Checks: {compact}")))
+    blocks.extend(running)
     blocks.append(context(clip(f"#{rollback.id} · {people(rollback)}")))
     passed = sum(r.ok for r in checks)
     text = f"Rollback of {headline}: {stage}"
@@ -204,7 +209,9 @@ def verdict_message(
     else:
         what = f"{len(failed)}/{len(results)} checks failed: " + ", ".join(
             r.name for r in failed)
-    blocks = [mrkdwn_section(clip(f"❌ *Rollback failed* — {esc(what)}"))]
+    aborted = rollback.verdict == Verdict.ABORTED
+    head = "🛑 *Gradual rollback aborted*" if aborted else "❌ *Rollback failed*"
+    blocks = [mrkdwn_section(clip(f"{head} — {esc(what)}"))]
     if failed:
         lines = "\n".join(_check_texts(r)[0] for r in failed[:20])
         blocks.append(mrkdwn_section(clip(lines)))
@@ -217,7 +224,8 @@ def verdict_message(
         stops = "\n".join(f"• {esc(item)}" for item in runbook.restrictions)
         next_steps += f"\nRolling back is unsafe when:\n{stops}"
     blocks += [mrkdwn_section(clip(next_steps)), who]
-    text = f"❌ Rollback of {plan.headline} failed: {what}. {STOP}"
+    text = (f"🛑 Gradual rollback of {plan.headline} aborted: {what}. {STOP}" if aborted
+            else f"❌ Rollback of {plan.headline} failed: {what}. {STOP}")
     return _message(text, *blocks)
 
 

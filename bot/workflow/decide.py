@@ -23,6 +23,7 @@ from bot.inbound import ButtonClick
 from bot.messages import refusals
 from bot.messages.base import ephemeral_error
 from bot.metrics import record_rollback_outcome
+from bot.plans import Plan
 from bot.workflow import execute, recovery
 from bot.workflow.posting import ChangeView, refresh_card
 
@@ -70,8 +71,11 @@ def _prefetch(deps: Deps, click: ButtonClick) -> Prefetch | None:
 
 
 async def confirm(deps: Deps, click: ButtonClick, change_id: int | None, *,
-                  job_id: int | None = None, retried: bool = False) -> None:
-    """`retried`: this job ran before, on a worker that died (recovery re-queued it)."""
+                  job_id: int | None = None, retried: bool = False,
+                  run_as: str | None = None) -> None:
+    """`retried`: this job ran before, on a worker that died (recovery re-queued it).
+    `run_as`: the kind the click confirms it as (a button the plan offers, e.g. Gradual);
+    None: the plan's own kind."""
     prefetch = _prefetch(deps, click) if not retried else None
     try:
         change = await _load(deps, click, change_id)
@@ -92,7 +96,7 @@ async def confirm(deps: Deps, click: ButtonClick, change_id: int | None, *,
         async with ChangeView(deps, change) as view:
             await execute.run_change(
                 deps, change, view, prefetch=prefetch,
-                confirm=partial(_decide, deps, click, change, confirm=True))
+                confirm=partial(_decide, deps, click, change, confirm=True, run_as=run_as))
     finally:
         if prefetch is not None:
             prefetch.cancel()  # unused (refused, lost, another subject); no-op once read
@@ -108,12 +112,26 @@ async def cancel(deps: Deps, click: ButtonClick, change_id: int | None) -> None:
         await refresh_card(deps, decided, final_note="Nothing was changed.")
 
 
+def _confirmed_as(change: Change, run_as: str | None) -> str | None:
+    """The kind a Confirm makes the change: the plan's own, or one it offers."""
+    plan = Plan.from_json(change.plan)
+    if run_as is None or run_as == plan.kind:
+        return plan.kind
+    return run_as if run_as in plan.alternatives else None
+
+
 async def _decide(deps: Deps, click: ButtonClick, change: Change, *,
-                  confirm: bool) -> Change | None:
+                  confirm: bool, run_as: str | None = None) -> Change | None:
     """Authorize and move `proposed` on; the moved row, or None (the user was told)."""
     action = "confirm" if confirm else "cancel"
     if change.state != State.PROPOSED:
         await deps.slack.respond(click.response_url, refusals.already_handled(change))
+        return None
+    kind = _confirmed_as(change, run_as) if confirm else change.kind
+    if kind is None:
+        await deps.slack.respond(click.response_url, ephemeral_error(
+            "This plan does not offer that way of running it.",
+            "Use the plan card's Confirm button. Nothing was changed."))
         return None
     service = deps.catalog.services.get(change.service)
     if service is None:
@@ -126,15 +144,15 @@ async def _decide(deps: Deps, click: ButtonClick, change: Change, *,
     if not decision.allowed:
         await _deny(deps, click, change, action, decision)
         return None
-    new_state, by = ((State.CONFIRMED, {"confirmed_by": click.user_id}) if confirm
-                     else (State.CANCELLED, {"cancelled_by": click.user_id}))
+    new_state, by = ((State.CONFIRMED, {"confirmed_by": click.user_id, "kind": kind})
+                     if confirm else (State.CANCELLED, {"cancelled_by": click.user_id}))
     async with deps.pool.connection() as conn, conn.transaction():
         decided = await deps.changes.transition(
             change.id, State.PROPOSED, new_state, conn=conn, **by)
         if decided is not None:
             await deps.audit.record(
                 conn=conn, actor=click.user_id, action=action, service=change.service,
-                change_id=change.id, details={"kind": change.kind})
+                change_id=change.id, details={"kind": kind})
     if decided is None:  # someone else's click got there first
         current = await deps.changes.get(change.id)
         await deps.slack.respond(click.response_url, refusals.already_handled(current or change))

@@ -22,14 +22,14 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bot.changes.kind import Applied, ChangeFailed, ChangeKind, PlanDrift, Prefetch
+from bot.changes.kind import Applied, ChangeFailed, ChangeKind, PlanDrift, Prefetch, staged
 from bot.changes.model import Change, State
 from bot.changes.registry import kind_named
 from bot.deps import Deps
 from bot.messages.thread import announcement, drift_message, recovery_note, verdict_message
 from bot.metrics import record_rollback_outcome
 from bot.plans import Plan
-from bot.workflow import verify
+from bot.workflow import rollout, verify
 from bot.workflow.posting import ChangeView, in_thread
 
 log = logging.getLogger(__name__)
@@ -68,9 +68,8 @@ async def run_change(
     `confirmed` (None: refused or lost); nothing is announced or changed unless it
     succeeds. `prefetch`: the kind's first read, if the caller started it already.
     """
-    kind = kind_named(change.kind)
-    if prefetch is None:
-        prefetch = kind.prefetch(deps, change.subject)
+    if prefetch is None:  # the same first read whatever kind a click confirms it as
+        prefetch = kind_named(change.kind).prefetch(deps, change.subject)
     try:
         executing = await _gate(deps, change, view, resumed=resumed, confirm=confirm)
     except _NotOurs:
@@ -78,6 +77,7 @@ async def run_change(
         if prefetch is not None:
             prefetch.cancel()
         return
+    kind = kind_named(executing.kind)  # a click may confirm it as another kind (Gradual)
     try:
         applied = await kind.apply(deps, executing, prefetch)
     except PlanDrift as drift:
@@ -85,6 +85,10 @@ async def run_change(
         return
     except ChangeFailed as failed:
         await _failed(deps, executing, failed, view)
+        return
+    stages = staged(kind)
+    if stages is not None:  # the first step is set: the rollout goes on in scheduled jobs
+        await rollout.begin(deps, stages, executing, applied, view)
         return
     await _verify(deps, kind, executing, applied, view)
 

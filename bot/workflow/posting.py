@@ -7,16 +7,20 @@ workflow goes on (slack_sdk's retry handlers already retried 429/5xx).
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 
 from slack_sdk.errors import SlackApiError
+from slack_sdk.models.blocks import Block
 
 from bot.changes.model import Change, State
 from bot.changes.registry import kind_named
+from bot.changes.rollout import Rollout
 from bot.checks import CheckResult
 from bot.deps import Deps
+from bot.messages import rollout as rollout_words
 from bot.messages.base import Message
 from bot.messages.plan import plan_card
 from bot.messages.thread import summary
@@ -32,6 +36,14 @@ def _undoable(change: Change) -> bool:
     return kind_named(change.kind).undo(change) is not None
 
 
+def _running(change: Change) -> list[Block]:
+    """A rollout's progress and buttons, while it runs."""
+    if change.state != State.ROLLING_OUT or not change.rollout:
+        return []
+    return rollout_words.progress_blocks(change, Rollout.from_json(change.rollout),
+                                         dt.datetime.now(dt.UTC))
+
+
 async def refresh_card(deps: Deps, rollback: Change, final_note: str | None = None) -> None:
     # Re-read: jobs run concurrently, and a card rendered from a stale row would
     # show an older state after a newer one.
@@ -39,7 +51,7 @@ async def refresh_card(deps: Deps, rollback: Change, final_note: str | None = No
     if not rollback.card_ts:
         return
     card = plan_card(Plan.from_json(rollback.plan), rollback, final_note=final_note,
-                     undoable=_undoable(rollback))
+                     undoable=_undoable(rollback), running=_running(rollback))
     try:
         await deps.slack.update(rollback.channel_id, rollback.card_ts, card)
     except SlackApiError as exc:
@@ -88,7 +100,8 @@ class ChangeView:
     def summary(self, rollback: Change, stage: str,
                 results: list[CheckResult] | None = None) -> None:
         # Rendered now: `results` may grow before the write goes out.
-        message = summary(rollback, stage=stage, results=list(results or []))
+        message = summary(rollback, stage=stage, results=list(results or []),
+                          running=_running(rollback))
 
         async def write() -> None:
             if self._summary_ts:

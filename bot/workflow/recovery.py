@@ -18,7 +18,7 @@ from typing import Any
 
 from bot.changes.model import Change, State
 from bot.deps import Deps
-from bot.jobs_names import CONFIRM, EXECUTE, VERIFY
+from bot.jobs_names import CONFIRM, EXECUTE, ROLLOUT_CONTROL, ROLLOUT_STEP, VERIFY
 from bot.messages.thread import recovery_note
 from bot.workflow import execute, verify
 from bot.workflow.posting import ChangeView, in_thread, refresh_card
@@ -54,7 +54,20 @@ ORDER BY r.created_at, r.id
 
 _RESUME_LOCK = 0x726F6C6C626F74  # "rollbot": pg_advisory_xact_lock key of resume_orphans
 _UNFINISHED = (State.CONFIRMED, State.EXECUTING, State.VERIFYING)
-_PARAMS = {"tasks": [EXECUTE, VERIFY, CONFIRM]}
+# A rollout's step and control jobs carry it too: the last step and Promote now go on
+# inline into verification.
+_PARAMS = {"tasks": [EXECUTE, VERIFY, CONFIRM, ROLLOUT_STEP, ROLLOUT_CONTROL]}
+
+# A running (not paused) rollout always has its next step job queued: the job is
+# deferred in the transaction that writes the rollout. One without (a job that
+# failed) gets one again, due at once; the job itself holds the rollout if it is
+# overdue by more than two analysis intervals (bot/workflow/rollout.py).
+_STRANDED_ROLLOUTS = f"""
+SELECT r.id, (r.rollout->>'seq')::bigint FROM changes r
+WHERE r.state = 'rolling_out' AND r.rollout->>'paused' IS NULL
+  AND NOT EXISTS (SELECT 1 FROM procrastinate_jobs j WHERE {_CARRIES.format(id="r.id::text")})
+ORDER BY r.created_at, r.id
+"""
 
 
 async def retry_stalled_jobs(deps: Deps) -> int:
@@ -118,6 +131,19 @@ async def resume_orphans(deps: Deps) -> int:
     return len(resumed)
 
 
+async def resume_rollouts(deps: Deps) -> int:
+    """Give every running rollout without a queued step job its next step job."""
+    async with deps.pool.connection() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_RESUME_LOCK,))
+        cur = await conn.execute(_STRANDED_ROLLOUTS, _PARAMS)
+        stranded = await cur.fetchall()
+        for change_id, seq in stranded:
+            log.warning("rollout of change %s had no step job; deferring one", change_id)
+            await deps.jobs.configure_task(ROLLOUT_STEP, connection=conn).defer_async(
+                change_id=int(change_id), seq=int(seq))
+    return len(stranded)
+
+
 async def resume_inline(deps: Deps, rollback: Change, *, job_id: int | None) -> bool:
     """Carry on with an unfinished rollback in the calling job (`job_id`, one that
     recovery counts as carrying it: a retried confirm job), unless another job
@@ -149,4 +175,5 @@ async def expire_proposals(deps: Deps) -> None:
 async def maintenance(deps: Deps) -> None:
     await retry_stalled_jobs(deps)
     await resume_orphans(deps)
+    await resume_rollouts(deps)
     await expire_proposals(deps)

@@ -21,8 +21,11 @@ DEMO_APPROVERS = ("U0BOB", "U0CAROL")
 def emulated_catalog(world: World, target_url: str, *, window_seconds: float = 20.0,
                      interval_seconds: float = 1.0,
                      measure_after: tuple[float, ...] = (0.0, 120.0, 300.0, 600.0),
-                     scrape_interval: float = 5.0) -> str:
-    """A services catalog whose URLs point at the target app."""
+                     scrape_interval: float = 5.0, min_requests: int = 20,
+                     gradual: tuple[float, float] = (60.0, 15.0)) -> str:
+    """A services catalog whose URLs point at the target app. `gradual`: a gradual
+    rollout's (step_seconds, analysis_interval_seconds), shorter than the runbook's
+    5 minutes so the sandbox shows a whole rollout in a few minutes."""
     base = target_url.rstrip("/")
     services = {"api": "medicalcor-api", "web": "medicalcor-web"}
     # Any further service of the world (the benchmark's, say) is listed too, its key
@@ -48,9 +51,12 @@ def emulated_catalog(world: World, target_url: str, *, window_seconds: float = 2
             f"[services.{key}.verification]\n"
             f"window_seconds = {window_seconds}\ninterval_seconds = {interval_seconds}\n"
             "timeout_seconds = 2\n"
-            "max_error_rate = 0.05\nmin_requests = 20\n"
+            f"max_error_rate = 0.05\nmin_requests = {min_requests}\n"
             f"measure_after_seconds = {list(measure_after)}\n"
             f"scrape_interval_seconds = {scrape_interval}\n"
+            f"[services.{key}.gradual]\n"
+            f"steps = [50, 100]\nstep_seconds = {gradual[0]}\n"
+            f"analysis_interval_seconds = {gradual[1]}\nfailure_limit = 2\n"
         )
     example = Path(__file__).resolve().parents[2] / "rollbot.toml"
     if example.exists():
@@ -83,7 +89,8 @@ class EmulatedWorld:
         slack_port: int = 0, google_port: int = 0, target_port: int = 0,
         verification_window: float = 20.0, verification_interval: float = 1.0,
         measure_after: tuple[float, ...] = (0.0, 120.0, 300.0, 600.0),
-        scrape_interval: float = 5.0,
+        scrape_interval: float = 5.0, min_requests: int = 20,
+        gradual: tuple[float, float] = (60.0, 15.0),
     ) -> EmulatedWorld:
         world = world or default_world(bad_latest=True)
         signing_secret = secrets.token_hex(16)
@@ -94,12 +101,16 @@ class EmulatedWorld:
         await google.start(host, google_port)
         await slack.start(host, slack_port)
         await target.start(host, target_port, tick_seconds=0.25)
+        # Tags' URLs reach the tagged revision through the target app: a check built as
+        # tag URL + the health_url's path (/<service>/health) lands on /_tags/….
+        world.tag_url_base = f"{target.url.rstrip('/')}/_tags"
         tmp = tempfile.TemporaryDirectory(prefix="rollbot-emulate-")
         catalog_path = Path(tmp.name) / "rollbot.toml"
         catalog_path.write_text(emulated_catalog(
             world, target.url, window_seconds=verification_window,
             interval_seconds=verification_interval, measure_after=measure_after,
-            scrape_interval=scrape_interval), encoding="utf-8")
+            scrape_interval=scrape_interval, min_requests=min_requests, gradual=gradual),
+            encoding="utf-8")
         emulated = cls(world, google, slack, target, catalog_path, signing_secret, bot_token,
                        _tmp=tmp)
         if with_stores:

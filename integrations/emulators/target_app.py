@@ -107,7 +107,9 @@ class TargetApp:
         if tick_seconds:
             self._ticker = asyncio.create_task(self._tick(tick_seconds))
         app = web.Application()
-        app.add_routes([web.get("/", self._index), web.get("/{service}/{path:.*}", self._serve)])
+        app.add_routes([web.get("/", self._index),
+                        web.get("/_tags/{tagged}/{service}/{path:.*}", self._serve_tagged),
+                        web.get("/{service}/{path:.*}", self._serve)])
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, host, port).start()
@@ -262,6 +264,28 @@ class TargetApp:
         if rev is None:
             return web.json_response(
                 {"status": "unavailable", "error": "no revision is serving traffic"}, status=503)
+        status, body = handler(rev)
+        return web.json_response(body, status=status, headers={"X-Serving-Revision": rev.name})
+
+    async def _serve_tagged(self, request: web.Request) -> web.StreamResponse:
+        """A tag's own URL (`/_tags/<tag>---<service>/<service>/<path>`): answered by the
+        revision carrying the tag, whatever share of traffic it serves."""
+        tag, _, service = request.match_info["tagged"].partition("---")
+        path = request.match_info["path"].strip("/")
+        svc = self.world.services.get(service)
+        target = next((t for t in svc.traffic if t.tag == tag), None) if svc else None
+        name = (svc.latest_ready_revision() if target and target.latest
+                else target.revision if target else None) if svc else None
+        rev = svc.revisions.get(name) if svc and name else None
+        if rev is None or request.match_info["service"] != service:
+            return web.json_response({"error": "not_found",
+                                      "message": f"no traffic tag {tag!r} on {service!r}"},
+                                     status=404)
+        self._simulate(service)
+        handler = {"health": self._health, "ready": self._ready,
+                   "api/v1/health": self._api_health}.get(path)
+        if handler is None:
+            return web.json_response({"error": "not_found", "path": f"/{path}"}, status=404)
         status, body = handler(rev)
         return web.json_response(body, status=status, headers={"X-Serving-Revision": rev.name})
 

@@ -230,6 +230,8 @@ class World:
     logs: list[EmuLogEntry] = dataclasses.field(default_factory=list)
     # Cloud Monitoring's built-in Cloud Run metrics, written by the target app.
     request_metrics: RequestMetrics = dataclasses.field(default_factory=RequestMetrics)
+    # Where tagged traffic targets' URLs point ("": Cloud Run's https://<tag>---<host>).
+    tag_url_base: str = ""
 
     # --- resource names as Google spells them -------------------------------
     @property

@@ -21,6 +21,7 @@ from bot.catalog import Catalog
 from bot.changes.kind import Applied, ChangeRequest, PlannedChange, Prefetch, Usage
 from bot.changes.kinds import cloud_run_common as common
 from bot.changes.model import Change
+from bot.changes.rollout import RolloutPolicy
 from bot.checks import CheckResult
 from bot.config_diff import diff_configs, short_summary
 from bot.deps import Deps
@@ -44,23 +45,31 @@ from integrations.cloud_run import ServiceState
 from integrations.google_retry import GoogleCallError
 
 TO_LATEST = "--to-latest"
+GRADUAL = "--gradual"  # the same card, with a gradual rollout as its primary button
 
 
 class TrafficKind:
     name = KindName.TRAFFIC.value
-    options: Mapping[str, bool] = MappingProxyType({TO_LATEST: False})  # takes a value?
+    options: Mapping[str, bool] = MappingProxyType({TO_LATEST: False,  # takes a value?
+                                                    GRADUAL: False})
 
     def usage(self) -> Sequence[Usage]:
         return (
             Usage("/rollback <service> <revision>",
                   "propose a rollback (plan card, a teammate confirms)"),
             Usage("/rollback <service> <revision> --dry-run", "preview the plan, change nothing"),
+            Usage(f"/rollback <service> <revision> {GRADUAL}",
+                  "propose it in steps (50% then 100%, each watched), the card's Gradual"),
             Usage(f"/rollback <service> {TO_LATEST}",
                   "restore latest routing (LATEST 100%), e.g. after a rollback pinned it"),
         )
 
     def parse(self, catalog: Catalog, service: str, args: list[str],
               options: dict[str, str | None]) -> ChangeRequest | CommandError | None:
+        if TO_LATEST in options and GRADUAL in options:
+            return CommandError(f"`{GRADUAL}` moves traffic to one revision in steps; "
+                                f"`{TO_LATEST}` cannot be gradual.",
+                                f"For example `/rollback {service} 00014-def {GRADUAL}`.")
         if TO_LATEST in options:
             if args:
                 return CommandError(
@@ -68,6 +77,9 @@ class TrafficKind:
                     f"For example `/rollback {service} {TO_LATEST}`.")
             return ChangeRequest(self.name, service, {"to_latest": True})
         if not args:
+            if GRADUAL in options:
+                return CommandError(f"`{GRADUAL}` needs the revision to roll back to.",
+                                    f"For example `/rollback {service} 00014-def {GRADUAL}`.")
             return None
         if len(args) > 1:
             return CommandError(
@@ -76,7 +88,8 @@ class TrafficKind:
         revision = resolve_revision(catalog, service, args[0].lower())
         if isinstance(revision, CommandError):
             return revision
-        return ChangeRequest(self.name, service, {"traffic": {revision: 100}})
+        gradual = {"gradual": True} if GRADUAL in options else {}
+        return ChangeRequest(self.name, service, {"traffic": {revision: 100}, **gradual})
 
     async def plan(self, deps: Deps, request: ChangeRequest) -> PlannedChange | PlanError:
         facts = await read_service_facts(deps.catalog, deps.cloud_run, request.service)
@@ -138,7 +151,7 @@ class TrafficKind:
                       f"traffic to {main}?" if single else
                       f"Shift {request.service} ({facts.cloud_run_service}) traffic to "
                       f"{traffic_plain(wanted)}?"),
-            pins=True)
+            pins=True, **(_gradual_offer(deps, request) if single else {}))
         return PlannedChange(plan, request.service, self._spec(facts, traffic=wanted),
                              _before(facts))
 
@@ -229,6 +242,14 @@ class TrafficKind:
         else:
             args = {"traffic": common.before_traffic(change)}
         return ChangeRequest(self.name, change.service, args, undo_of=change.id)
+
+
+def _gradual_offer(deps: Deps, request: ChangeRequest) -> dict[str, Any]:
+    """A rollback to one revision may go in steps instead (the card's Gradual)."""
+    policy = RolloutPolicy.of(deps.catalog.services[request.service].gradual)
+    asked = bool(request.args.get("gradual")) or request.kind == KindName.GRADUAL
+    return {"alternatives": (KindName.GRADUAL.value,), "staged": policy.describe(),
+            "preferred": KindName.GRADUAL.value if asked else ""}
 
 
 async def _also_changes(deps: Deps, facts: ServiceFacts, target: str) -> str:

@@ -214,6 +214,10 @@ class CloudRunApi:
                 raise EmuError(grpc.StatusCode.FAILED_PRECONDITION,
                                f"Revision '{rev.name}' is not ready and cannot serve traffic.")
             out.append(EmuTrafficTarget(rev.name, target.percent, tag=target.tag))
+        tags = [t.tag for t in out if t.tag]
+        if len(set(tags)) != len(tags):
+            raise invalid("Traffic tags must be unique: "
+                          f"{sorted({t for t in tags if tags.count(t) > 1})}.")
         total = sum(t.percent for t in out)
         if total != 100:
             raise invalid(f"Traffic percents must add up to 100, got {total}.")

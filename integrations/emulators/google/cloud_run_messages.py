@@ -25,6 +25,15 @@ _PB = types.SimpleNamespace(**{kind: getattr(run_v2, kind).pb() for kind in (
     "VolumeMount")})
 
 
+def tag_uri(world: World, svc: EmuService, tag: str) -> str:
+    """A tagged target's own URL: Cloud Run's `https://<tag>---<service host>`, or, when
+    the World serves tags locally (`tag_url_base`, set by the launcher to the target
+    app's `/_tags`), `<tag_url_base>/<tag>---<service>`."""
+    if world.tag_url_base:
+        return f"{world.tag_url_base}/{tag}---{svc.name}"
+    return svc.uri.replace("https://", f"https://{tag}---")
+
+
 def etag(world: World, svc: EmuService) -> str:
     """Opaque, changes on every applied update (the generation bumps)."""
     digest = hashlib.sha1(f"{world.service_name(svc.name)}@{svc.generation}".encode()).hexdigest()
@@ -169,7 +178,7 @@ def service_message(world: World, svc: EmuService, *, reconciling: bool = False)
         _PB.TrafficTargetStatus(
             type_=target.type_, revision=_resolve(svc, emu), percent=target.percent,
             tag=target.tag,
-            uri=svc.uri.replace("https://", f"https://{target.tag}---") if target.tag else "",
+            uri=tag_uri(world, svc, target.tag) if target.tag else "",
         )
         for target, emu in zip(traffic, svc.traffic, strict=True)
     ]
