@@ -33,6 +33,7 @@ command from the current user in #{channel}:
   /rollback api                recent revisions of api, a button each
   /rollback api 00014-def      propose a rollback: a plan card, a teammate confirms
   /rollback api 00014-def --dry-run · /rollback history api
+  /rollback api 00014-def --gradual   50% first, analysed, then 100% (Pause/Abort/Promote)
   ("rollback api" and plain "api 00014-def" work too)
   1, 2, …                      click that button of the latest message with buttons
 Shell commands:

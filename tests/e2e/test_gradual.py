@@ -243,3 +243,46 @@ async def test_bad_gradual_requests_say_what_is_wrong(gradual_bot: RunningBot, t
                                    channel_id="C0INCIDENT", channel_name="inc-api-outage")
     assert ack.status == 200
     assert problem in ack.body
+
+
+async def test_a_restart_mid_step_goes_on_where_it_was(database_url: str,
+                                                        fresh_redis_url: str) -> None:
+    world = await _world()
+    first = await start_bot(world, database_url, fresh_redis_url)
+    try:
+        _, change = await _started(first)
+    finally:
+        await first.stop()  # the step's next analysis stays queued in Postgres
+    second = await start_bot(world, database_url, fresh_redis_url)
+    try:
+        done = await _until(second, lambda c: c.state in (State.SUCCEEDED, State.FAILED))
+        assert done.id == change.id and done.state == State.SUCCEEDED, done.error
+        assert world.world.serving(API) == {TARGET: 100} and _tags(world) == {}
+    finally:
+        await second.stop()
+        await world.stop()
+
+
+async def test_two_replicas_run_each_analysis_once(database_url: str,
+                                                   fresh_redis_url: str) -> None:
+    world = await _world()
+    one = await start_bot(world, database_url, fresh_redis_url)
+    two = await start_bot(world, database_url, fresh_redis_url)
+    try:
+        await _started(one)
+        done = await _until(one, lambda c: c.state in (State.SUCCEEDED, State.FAILED))
+        assert done.state == State.SUCCEEDED, done.error
+        assert done.rollout is not None
+        numbers = [a["number"] for a in done.rollout["analyses"]]
+        assert numbers == list(range(1, len(numbers) + 1))
+        for number in numbers:
+            lines = [c for c in world.slack.calls_to("chat.postMessage")
+                     if c.http_status == 200 and f"Analysis {number}*" in _text(c)]
+            assert len(lines) == 1, f"analysis {number} posted {len(lines)} times"
+        steps = [row for row in await one.runtime.deps.audit.recent(service="api", limit=80)
+                 if row.action == "gradual_step"]
+        assert len(steps) == 2
+    finally:
+        await two.stop()
+        await one.stop()
+        await world.stop()

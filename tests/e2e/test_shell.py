@@ -57,12 +57,12 @@ def _assert_stores_gone(stdout: str) -> None:
 
 
 def test_demo_script_rolls_back_and_exits_0() -> None:
-    result = _shell("--script", str(DEMO))
+    result = _shell("--script", str(DEMO), timeout=180)
     out = result.stdout
     assert result.returncode == 0, f"exit {result.returncode}\n{out}\n{result.stderr[-4000:]}"
     for expected in ("Rollback plan", "needs a second person",
                      "Initiating rollback of api to revision medicalcor-api-00014-def",
-                     "Rollback verified", "[1] Confirm rollback  [2] Cancel",
+                     "Rollback verified", "[1] Confirm rollback  [2] Gradual  [3] Cancel",
                      "(only visible to you)", "  ↳ "):
         assert expected in out, f"{expected!r} not in the transcript:\n{out}"
     assert "<@U0" not in out and "\x1b[" not in out  # mentions resolved, no colours
@@ -71,7 +71,9 @@ def test_demo_script_rolls_back_and_exits_0() -> None:
     for expected in ("Initiating rollback of web to image v1.2.2",
                      "medicalcor-web-rb-2 100%, as asked", "Going back to",
                      "keys that differ", "`medicalcor-api-00015-abc`: ••••",
-                     "Rollback plan: web → env LOG_LEVEL", "DRY RUN — Rollback plan: api → LATEST"):
+                     "Rollback plan: web → env LOG_LEVEL", "DRY RUN — Rollback plan: api → LATEST",
+                     "Step 1/2: 50% to `medicalcor-web-00013-pqr`", "Analysis 1",
+                     "[1] Promote now  [2] Pause  [3] Abort"):
         assert expected in out, f"{expected!r} not in the transcript:\n{out}"
     assert "whk_live" not in out  # secret-looking values never shown
     _assert_stores_gone(out)
