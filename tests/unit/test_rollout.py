@@ -34,7 +34,7 @@ def test_split_gives_the_rest_in_old_proportions_summing_to_100(
 
 @pytest.mark.parametrize("percent", [0, -5, 101])
 def test_split_refuses_impossible_steps(percent: int) -> None:
-    with pytest.raises(ValueError, match="1..100"):
+    with pytest.raises(ValueError, match=r"1\.\.100"):
         split_for({"old": 100}, "new", percent)
 
 
