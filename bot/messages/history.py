@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from slack_sdk.models.blocks import Block, HeaderBlock
 
-from bot.changes.model import Change, State
+from bot.changes.model import Change, State, Verdict
 from bot.messages.base import Message, context, mrkdwn_section, user_mention, when
 from bot.messages.plan import HEADER_MAX, TEXT_MAX, clip, esc, people, state_emoji
 from bot.plans import Plan
@@ -20,6 +20,8 @@ def _line(rollback: Change) -> str:
     state = rollback.state.value
     if rollback.state == State.SUCCEEDED and rollback.verdict:
         state = f"{state} ({rollback.verdict})"
+    elif rollback.verdict == Verdict.ABORTED:
+        state = "aborted (split restored)"
     line = (f"{state_emoji(rollback)} *#{rollback.id}* · {when(rollback.created_at)} · "
             f"{rollback.kind}: {esc(_headline(rollback))} · {state}\n{people(rollback)}")
     if rollback.dry_run:

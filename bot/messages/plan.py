@@ -72,6 +72,8 @@ def people(rollback: Change) -> str:
 def state_emoji(rollback: Change) -> str:
     if rollback.state == State.SUCCEEDED:
         return "⚠️" if rollback.verdict == Verdict.DEGRADED else "✅"
+    if rollback.verdict == Verdict.ABORTED:
+        return "🛑"
     return {
         State.PROPOSED: "⏳",
         State.CONFIRMED: "🔄",

@@ -40,7 +40,9 @@ def _plan(change: Change) -> Plan:
 def announcement(change: Change) -> Message:
     """`Initiating rollback of api to revision … (requested by <@A>, confirmed by <@B>)`:
     the runbook's announcement, in the words of the change's plan."""
-    text = f"Initiating {_plan(change).action} ({people(change)})"
+    plan = _plan(change)
+    how = f" gradually: {plan.staged}" if plan.staged and change.kind != plan.kind else ""
+    text = f"Initiating {plan.action}{how} ({people(change)})"
     if change.spec.get("undo_of"):
         text += f" · this undoes #{change.spec['undo_of']}"
     return _message(text)

@@ -116,6 +116,8 @@ async def test_a_rollout_that_passes_promotes_and_verifies(gradual_bot: RunningB
     actions = [row.action for row in await gradual_bot.runtime.deps.audit.recent(
         service="api", limit=50)]
     assert actions.count("gradual_step") == 2  # 50%, then 100%
+    await world.slack.wait_for("chat.postMessage", _posted(
+        f"Initiating rollback of api to revision {TARGET} gradually: 50%"), timeout=5)
 
 
 async def test_error_rate_on_the_target_aborts_and_restores_the_exact_split(
