@@ -288,3 +288,13 @@ async def test_two_replicas_run_each_analysis_once(database_url: str,
         await two.stop()
         await one.stop()
         await world.stop()
+
+
+async def test_a_running_rollout_holds_its_service(gradual_bot: RunningBot) -> None:
+    _, change = await _started(gradual_bot)
+    slack = gradual_bot.world.slack
+    await slack.send_command(gradual_bot.events_url, "api 00013-ghi", user_id="U0CAROL",
+                             channel_id="C0INCIDENT", channel_name="inc-api-outage")
+    refusal = await slack.wait_for(
+        "response_url", lambda c: "already has an active rollback" in _text(c), timeout=10)
+    assert f"#{change.id}" in _text(refusal) and "rolling_out" in _text(refusal)

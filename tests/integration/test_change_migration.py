@@ -70,7 +70,7 @@ async def test_old_rollbacks_become_traffic_changes_readable_everywhere(
     done = await _old_rollback(empty_database_url)
     active = await _old_rollback(empty_database_url, state="proposed", traffic_after=None,
                                  verdict=None, confirmed_by=None, finished_at=None)
-    assert await migrate(empty_database_url) == ["0004"]
+    assert await migrate(empty_database_url) == ["0004", "0005"]
 
     pool = await open_pool(empty_database_url, min_size=1, max_size=2)
     try:
