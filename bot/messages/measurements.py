@@ -37,7 +37,18 @@ def table_status(rows: Sequence[Row]) -> str:
     return " · ".join(parts) or "✅ within thresholds"
 
 
-def measurement_table(service: str, measurement: Measurement, rows: list[Row]) -> Message:
+CONSOLE = ("https://console.cloud.google.com/run/detail/{region}/{service}/revisions"
+           "?project={project}")
+
+
+def console_link(project: str, region: str, cloud_run_service: str) -> str:
+    """The Cloud Console page of a service's revisions, each revision's metrics a click
+    away: every thread line with numbers links to it."""
+    return CONSOLE.format(region=region, service=cloud_run_service, project=project)
+
+
+def measurement_table(service: str, measurement: Measurement, rows: list[Row],
+                      link: str | None = None) -> Message:
     status = table_status(rows)
     head = f"*Metrics {esc(measurement.label)}* · {service} · {esc(status)}"
     blocks: list[Block] = [mrkdwn_section(clip(head)), mrkdwn_section(clip(_table(rows)))]
@@ -45,6 +56,8 @@ def measurement_table(service: str, measurement: Measurement, rows: list[Row]) -
     if measurement.requests is not None:
         notes.append(f"{measurement.requests:.0f} requests")
     notes.extend(esc(p) for p in measurement.problems)
+    if link:
+        notes.append(f"<{link}|metrics in Cloud Console>")
     if measurement.log_samples:
         samples = "\n".join(f"• `{esc(clip(s, 280))}`" for s in measurement.log_samples)
         blocks.append(mrkdwn_section(clip(f"Errors still logged (top {len(measurement.log_samples)}"

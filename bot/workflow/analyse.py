@@ -18,10 +18,15 @@ from bot.deps import Deps
 from bot.jobs_names import ANALYSE
 from bot.judgement import Measurement, compare, judge
 from bot.measure import measure
-from bot.messages.measurements import measurement_table, verdict_line
+from bot.messages.measurements import console_link, measurement_table, verdict_line
 from bot.workflow.posting import in_thread, refresh_card
 
 log = logging.getLogger(__name__)
+
+
+def _link(deps: Deps, service: str) -> str:
+    return console_link(deps.catalog.gcp.project, deps.catalog.region_of(service),
+                        deps.catalog.services[service].cloud_run_service)
 
 
 def offset_label(seconds: float) -> str:
@@ -71,7 +76,8 @@ async def analyse(deps: Deps, change_id: int, index: int, changed_at: str) -> No
                           revision=kind_named(rollback.kind).measured_revision(rollback))
     baseline = Measurement.from_json(rollback.baseline) if rollback.baseline else None
     rows = compare(baseline, after, policy)
-    await in_thread(deps, rollback, measurement_table(rollback.service, after, rows))
+    await in_thread(deps, rollback, measurement_table(rollback.service, after, rows,
+                                                      link=_link(deps, rollback.service)))
 
     analysis = [*rollback.analysis, {**after.to_json(), "index": index}]
     last = index == len(offsets) - 1

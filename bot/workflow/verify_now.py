@@ -13,7 +13,7 @@ from bot.inbound import SlashCommand
 from bot.judgement import compare, judge
 from bot.measure import measure
 from bot.messages.base import Message, ephemeral_error, mrkdwn_section, user_mention
-from bot.messages.measurements import measurement_table, verdict_line
+from bot.messages.measurements import console_link, measurement_table, verdict_line
 from bot.messages.thread import check_line
 from bot.verification import checks_for, run_checks
 
@@ -46,7 +46,9 @@ async def verify_now(deps: Deps, service: str, command: SlashCommand) -> None:
                                on_result=on_result)
     now = await measure(deps, service, "now", since=None)
     rows = compare(None, now, svc.verification)
-    await say(measurement_table(service, now, rows))
+    await say(measurement_table(service, now, rows, link=console_link(
+        deps.catalog.gcp.project, deps.catalog.region_of(service),
+        deps.catalog.services[service].cloud_run_service)))
     judgement = judge(all(r.ok for r in results), rows)
     unchecked = [] if results else ["No health checks are configured for this service."]
     await say(verdict_line(service, judgement, notes=[*unchecked, (

@@ -298,3 +298,50 @@ async def test_a_running_rollout_holds_its_service(gradual_bot: RunningBot) -> N
     refusal = await slack.wait_for(
         "response_url", lambda c: "already has an active rollback" in _text(c), timeout=10)
     assert f"#{change.id}" in _text(refusal) and "rolling_out" in _text(refusal)
+
+
+async def test_without_monitoring_the_thread_says_scrapes_cannot_tell_revisions_apart(
+        database_url: str, fresh_redis_url: str) -> None:
+    world = await _world(metrics_source="metrics_url", min_requests=1)
+    bot = await start_bot(world, database_url, fresh_redis_url)
+    try:
+        await _started(bot)
+        line = await world.slack.wait_for("chat.postMessage", _posted("Analysis 1*"),
+                                          timeout=15)
+        assert "cannot tell revisions apart" in _text(line)
+        change = await _change(bot)
+        assert change.rollout is not None
+        assert change.rollout["analyses"][0]["apart"] is False
+        assert change.rollout["analyses"][0]["target"]["source"] == "metrics_url"
+    finally:
+        await bot.stop()
+        await world.stop()
+
+
+async def test_a_late_analysis_goes_on_and_says_so(database_url: str,
+                                                    fresh_redis_url: str) -> None:
+    world = await _world(gradual=(60.0, 10.0))
+    bot = await start_bot(world, database_url, fresh_redis_url)
+    try:
+        _, change = await _started(bot)
+        deps = bot.runtime.deps
+        await asyncio.sleep(1.5)  # requests reach the target: the analysis can judge
+        # Due 6 s ago: later than the 5 s a slow restart is noticed by, within the two
+        # intervals (20 s) past which the rollout holds and asks.
+        async with deps.pool.connection() as conn:
+            await conn.execute(
+                "UPDATE changes SET rollout = jsonb_set(rollout, '{next_due}', "
+                "to_jsonb((now() - interval '6 seconds')::text)) WHERE id = %s",
+                (change.id,))
+        seq = int((await _change(bot)).rollout["seq"])  # type: ignore[index]
+        from bot.workflow import rollout as rollout_flow
+
+        await rollout_flow.step(deps, change.id, seq)
+        await world.slack.wait_for("chat.postMessage", _posted("rollbot resumed the rollout"),
+                                   timeout=5)
+        after = await _change(bot)
+        assert after.rollout is not None and not after.rollout["paused"]
+        assert len(after.rollout["analyses"]) == 1
+    finally:
+        await bot.stop()
+        await world.stop()

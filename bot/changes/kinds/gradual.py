@@ -40,6 +40,7 @@ from bot.checks import CheckResult
 from bot.deps import Deps
 from bot.ids import KindName
 from bot.measure import measure_split
+from bot.messages.measurements import console_link
 from bot.parsing import CommandError
 from bot.plans import PlanError
 from bot.verification import CheckSpec, http_result, serving_check
@@ -47,12 +48,6 @@ from integrations.cloud_run import ServiceSnapshot, ServiceState
 from integrations.google_retry import GoogleCallError
 
 TAG = "rollbot-target"
-CONSOLE = "https://console.cloud.google.com/run/detail/{region}/{service}/revisions?project={project}"
-
-
-def console_link(project: str, region: str, service: str) -> str:
-    """The Cloud Console page of the service's revisions (their metrics, per revision)."""
-    return CONSOLE.format(region=region, service=service, project=project)
 
 
 class GradualKind:
