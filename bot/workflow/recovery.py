@@ -60,10 +60,12 @@ _PARAMS = {"tasks": [EXECUTE, VERIFY, CONFIRM, ROLLOUT_STEP, ROLLOUT_CONTROL]}
 
 # A running (not paused) rollout always has its next step job queued: the job is
 # deferred in the transaction that writes the rollout. One without (a job that
-# failed) gets one again, due at once; the job itself holds the rollout if it is
-# overdue by more than two analysis intervals (bot/workflow/rollout.py).
+# failed) gets one again, due when its rollout says (at once if that has passed); the
+# job itself holds the rollout if it is overdue by more than two analysis intervals
+# (bot/workflow/rollout.py).
 _STRANDED_ROLLOUTS = f"""
-SELECT r.id, (r.rollout->>'seq')::bigint FROM changes r
+SELECT r.id, (r.rollout->>'seq')::bigint, (r.rollout->>'next_due')::timestamptz
+FROM changes r
 WHERE r.state = 'rolling_out' AND r.rollout->>'paused' IS NULL
   AND NOT EXISTS (SELECT 1 FROM procrastinate_jobs j WHERE {_CARRIES.format(id="r.id::text")})
 ORDER BY r.created_at, r.id
@@ -137,10 +139,10 @@ async def resume_rollouts(deps: Deps) -> int:
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_RESUME_LOCK,))
         cur = await conn.execute(_STRANDED_ROLLOUTS, _PARAMS)
         stranded = await cur.fetchall()
-        for change_id, seq in stranded:
+        for change_id, seq, due in stranded:
             log.warning("rollout of change %s had no step job; deferring one", change_id)
-            await deps.jobs.configure_task(ROLLOUT_STEP, connection=conn).defer_async(
-                change_id=int(change_id), seq=int(seq))
+            await deps.jobs.configure_task(ROLLOUT_STEP, connection=conn, schedule_at=due,
+                                           ).defer_async(change_id=int(change_id), seq=int(seq))
     return len(stranded)
 
 

@@ -12,6 +12,7 @@ import pytest_asyncio
 
 from bot.changes.model import Change, State, Verdict
 from bot.ids import RollbackAction, RolloutAction
+from bot.jobs_names import ROLLOUT_STEP
 from integrations.emulators.launcher import EmulatedWorld
 from integrations.emulators.slack import SlackCall
 from integrations.emulators.world import default_world
@@ -345,3 +346,18 @@ async def test_a_late_analysis_goes_on_and_says_so(database_url: str,
     finally:
         await bot.stop()
         await world.stop()
+
+
+async def test_a_rollout_whose_step_job_was_lost_gets_one_from_recovery(
+        gradual_bot: RunningBot) -> None:
+    _, change = await _started(gradual_bot)
+    deps = gradual_bot.runtime.deps
+    async with deps.pool.connection() as conn:
+        await conn.execute("DELETE FROM procrastinate_jobs WHERE task_name = %s "
+                           "AND status = 'todo'", (ROLLOUT_STEP,))
+    from bot.workflow import recovery
+
+    assert await recovery.resume_rollouts(deps) == 1
+    assert await recovery.resume_rollouts(deps) == 0  # one job, however often it runs
+    done = await _until(gradual_bot, lambda c: c.state in (State.SUCCEEDED, State.FAILED))
+    assert done.id == change.id and done.state == State.SUCCEEDED, done.error
