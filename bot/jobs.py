@@ -33,6 +33,7 @@ from bot.jobs_names import (
     LIST_REVISIONS,
     MAINTENANCE,
     PROPOSE,
+    ROLLOUT_CHART,
     ROLLOUT_CONTROL,
     ROLLOUT_STEP,
     SHOW_DIFF,
@@ -49,6 +50,7 @@ from bot.workflow import (
     propose,
     recovery,
     rollout,
+    rollout_chart,
     rollout_controls,
     verify,
     verify_now,
@@ -151,6 +153,11 @@ async def rollout_control_job(context: procrastinate.JobContext, *, click: dict[
     await rollout_controls.control(from_context(context), ButtonClick(**click), change_id)
 
 
+async def rollout_chart_job(context: procrastinate.JobContext, *, change_id: int,
+                            name: str) -> None:
+    await rollout_chart.draw(from_context(context), change_id, name)
+
+
 async def verify_now_job(context: procrastinate.JobContext, *, service: str,
                          command: dict[str, str]) -> None:
     await verify_now.verify_now(from_context(context), service, SlashCommand(**command))
@@ -179,6 +186,7 @@ TASKS: dict[str, tuple[Callable[..., Awaitable[Any]], str]] = {
     VERIFY_NOW: (verify_now_job, "rollbacks"),
     ROLLOUT_STEP: (rollout_step_job, "rollouts"),
     ROLLOUT_CONTROL: (rollout_control_job, "interactive"),
+    ROLLOUT_CHART: (rollout_chart_job, "analysis"),
 }
 
 

@@ -10,8 +10,10 @@ is in flight, newer contents for it wait, and only the latest of them is sent.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -122,6 +124,14 @@ class SlackOut:
     async def post(self, channel: str, message: Message, *, thread_ts: str | None = None) -> str:
         """chat.postMessage, paced per channel: `burst` at once, then one per
         `min_interval` (waits its turn, never drops)."""
+        async with self._turn(channel):
+            result = await self.client.chat_postMessage(
+                channel=channel, thread_ts=thread_ts, **message.as_kwargs())
+        return str(result["ts"])
+
+    @contextlib.asynccontextmanager
+    async def _turn(self, channel: str) -> AsyncIterator[None]:
+        """The channel's next posting turn (FIFO), its token taken."""
         pacer = self._pacer(channel)
         pacer.users += 1
         try:
@@ -132,11 +142,9 @@ class SlackOut:
                     self._refill(pacer)
                 # Taken before the call: a failed post may still have reached Slack.
                 pacer.tokens = max(0.0, pacer.tokens - 1)
-                result = await self.client.chat_postMessage(
-                    channel=channel, thread_ts=thread_ts, **message.as_kwargs())
+                yield
         finally:
             pacer.users -= 1
-        return str(result["ts"])
 
     def _refill(self, pacer: _Pacer) -> None:
         now = time.monotonic()
@@ -157,6 +165,17 @@ class SlackOut:
                         del self._pacers[key]
             pacer = self._pacers[channel] = _Pacer(tokens=float(self.burst))
         return pacer
+
+    async def upload_file(self, channel: str, thread_ts: str | None, filename: str,
+                          content: bytes, *, title: str, comment: str | None = None) -> None:
+        """A file into the channel (or thread): `files_upload_v2`, i.e. an upload URL,
+        the bytes, then files.completeUploadExternal. Paced with the channel's posts
+        (sharing it posts a message); a failure raises SlackApiError or
+        SlackRequestError, like `post`."""
+        async with self._turn(channel):
+            await self.client.files_upload_v2(
+                channel=channel, thread_ts=thread_ts, filename=filename, content=content,
+                title=title, initial_comment=comment)
 
     async def permalink(self, channel: str, ts: str) -> str | None:
         """A message's permalink, or None if Slack won't give one. Asked once per

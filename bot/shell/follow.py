@@ -13,8 +13,10 @@ import asyncio
 import dataclasses
 import json
 import re
+import tempfile
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from bot.shell.choices import ChoiceRegistry
@@ -29,7 +31,9 @@ from integrations.emulators.slack import SlackCall, SlackEmulator
 from integrations.emulators.slack.delivery import ACK_DEADLINE_SECONDS, DeliveryResult
 
 MESSAGE_METHODS = frozenset({"chat.postMessage", "chat.update", "chat.postEphemeral",
-                             "response_url"})
+                             "response_url", "files.completeUploadExternal"})
+# Where files rollbot shares (a gradual rollout's charts) are saved to be opened.
+FILES_DIR = Path(tempfile.gettempdir()) / "rollbot-shell-files"
 _BUTTON_LINE = re.compile(r"\[\d+\] ")
 
 
@@ -121,8 +125,10 @@ class _Known:
 
 class Follower:
     def __init__(self, slack: SlackEmulator, transcript: Transcript, registry: ChoiceRegistry,
-                 *, style: Style, acting_user: Callable[[], str], channel_id: str) -> None:
+                 *, style: Style, acting_user: Callable[[], str], channel_id: str,
+                 files_dir: Path = FILES_DIR) -> None:
         self.slack = slack
+        self.files_dir = files_dir
         self.transcript = transcript
         self.registry = registry
         self.style = style
@@ -177,12 +183,34 @@ class Follower:
         elif call.method == "chat.update":
             self.show_update(channel_id=str(call.response.get("channel") or args["channel"]),
                              ts=str(args["ts"]), message=args)
+        elif call.method == "files.completeUploadExternal":
+            self._files(call)
         elif call.method == "chat.postEphemeral":
             self.show_new(channel_id=str(args.get("channel")),
                           ts=str(call.response.get("message_ts") or ""), message=args,
                           ephemeral_to=str(args.get("user")))
         else:
             self._response_url(args)
+
+    def _files(self, call: SlackCall) -> None:
+        """A shared file: its name and where its bytes were saved, to open them."""
+        thread_ts = call.args.get("thread_ts") or None
+        lines = []
+        for shared in call.response.get("files") or []:
+            content = self.slack.api.files.content(str(shared.get("id")))
+            name = Path(str(shared.get("name") or "file")).name  # never a path of Slack's
+            if content is None:
+                lines.append(f"📎 {name} (not uploaded)")
+                continue
+            self.files_dir.mkdir(parents=True, exist_ok=True)
+            path = self.files_dir / name
+            path.write_bytes(content)
+            lines.append(f"📎 {name} (saved to {path})")
+        comment = str(call.args.get("initial_comment") or "")
+        if comment:
+            lines.append(comment)
+        head = self._head(str(call.args.get("channel_id")), None, updated=False)
+        self.transcript.add(Output(self._compose(head, lines, thread_ts)))
 
     def _response_url(self, args: Mapping[str, Any]) -> None:
         target_id = str(args.get("response_url", "")).rstrip("/").rsplit("/", 1)[-1]

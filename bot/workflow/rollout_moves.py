@@ -23,7 +23,7 @@ from bot.messages import rollout as words
 from bot.messages.base import user_mention
 from bot.messages.thread import check_line, verdict_message
 from bot.metrics import record_rollback_outcome
-from bot.workflow import verify
+from bot.workflow import rollout_chart, verify
 from bot.workflow.posting import ChangeView, in_thread
 
 log = logging.getLogger(__name__)
@@ -159,12 +159,17 @@ async def advance(deps: Deps, conn: AsyncConnection[Any], kind: StagedKind, chan
     except ChangeFailed as failed:
         return await abort(deps, conn, kind, change, rollout,
                            f"step {step_index + 1} failed: {failed.error}", by=None)
-    return await _stepped(deps, conn, change, rollout, step_index, applied)
+    return await _stepped(deps, conn, change, rollout, step_index, applied, promoted=False)
 
 
 async def _stepped(deps: Deps, conn: AsyncConnection[Any], change: Change,
-                   rollout: Rollout, step_index: int, applied: Applied) -> Said:
+                   rollout: Rollout, step_index: int, applied: Applied, *,
+                   promoted: bool) -> Said:
+    """The step is set: store it; the last one goes on into verification. A chart of
+    the step that ended at each step change, and the final one at the last."""
     at = now()
+    if not promoted:
+        await rollout_chart.defer(deps, conn, change.id, f"step{rollout.step + 1}")
     percent = rollout.policy.steps[step_index]
     moved = rollout.moved(step=step_index, step_started_at=at, window_start=at, paused=None,
                           remaining_seconds=None,
@@ -175,6 +180,7 @@ async def _stepped(deps: Deps, conn: AsyncConnection[Any], change: Change,
         moved = dataclasses.replace(moved, step_ends_at=None, next_due=None)
         await audit_step(deps, change, moved, applied, conn)
         verifying = await mark_verifying(deps, conn, change, applied, State.ROLLING_OUT, moved)
+        await rollout_chart.defer(deps, conn, change.id, "final")
 
         async def verify_now() -> None:  # after the lock: verification takes its time
             if verifying is None:
@@ -207,7 +213,8 @@ async def promote(deps: Deps, conn: AsyncConnection[Any], kind: StagedKind, chan
         applied = await kind.complete(deps, change)
     except ChangeFailed as failed:
         return await _failed(deps, change, failed)
-    return await _stepped(deps, conn, change, rollout, len(rollout.policy.steps) - 1, applied)
+    return await _stepped(deps, conn, change, rollout, len(rollout.policy.steps) - 1, applied,
+                          promoted=True)
 
 
 async def abort(deps: Deps, conn: AsyncConnection[Any], kind: StagedKind, change: Change,
@@ -228,6 +235,7 @@ async def abort(deps: Deps, conn: AsyncConnection[Any], kind: StagedKind, change
                             service=change.service, change_id=change.id,
                             outcome="ok" if applied else "error",
                             details={"reason": reason, "after": after})
+    await rollout_chart.defer(deps, conn, change.id, "final")
 
     async def said() -> None:
         if final is None:

@@ -119,6 +119,16 @@ async def test_a_rollout_that_passes_promotes_and_verifies(gradual_bot: RunningB
     assert actions.count("gradual_step") == 2  # 50%, then 100%
     await world.slack.wait_for("chat.postMessage", _posted(
         f"Initiating rollback of api to revision {TARGET} gradually: 50%"), timeout=5)
+    # A chart of the step that ended and one at the end, in the thread, through the
+    # three calls of a Slack file upload.
+    charts = [await world.slack.wait_for(
+        "files.completeUploadExternal",
+        lambda c, name=name: c.ok and c.response["files"][0]["name"] == name, timeout=15)
+        for name in (f"gradual-{done.id}-step1.png", f"gradual-{done.id}-final.png")]
+    assert all(c.args["thread_ts"] == done.thread_ts for c in charts)
+    png = world.slack.api.files.content(charts[0].response["files"][0]["id"])
+    assert png is not None and png.startswith(b"\x89PNG")
+    assert len(world.slack.calls_to("files.getUploadURLExternal")) == 2
 
 
 async def test_error_rate_on_the_target_aborts_and_restores_the_exact_split(
@@ -132,6 +142,9 @@ async def test_error_rate_on_the_target_aborts_and_restores_the_exact_split(
     assert _tags(world) == {}
     assert done.rollout is not None and done.rollout["failures"] == 2
     assert "5xx rate" in (done.error or "")
+    await world.slack.wait_for(
+        "files.completeUploadExternal", lambda c: c.ok and c.response["files"][0]["name"]
+        == f"gradual-{done.id}-final.png", timeout=15)
     announced = await world.slack.wait_for(
         "chat.postMessage", lambda c: "Gradual rollback of *api* aborted" in _text(c)
         and not c.args.get("thread_ts"), timeout=10)

@@ -67,7 +67,8 @@ def test_demo_script_rolls_back_and_exits_0() -> None:
         assert expected in out, f"{expected!r} not in the transcript:\n{out}"
     assert "<@U0" not in out and "\x1b[" not in out  # mentions resolved, no colours
     assert "requested by @alice, confirmed by @bob" in out
-    # Every change kind of the demo world: image, env, their views, restore latest.
+    # Every change kind of the demo world: image, env, their views, restore latest,
+    # a gradual rollback.
     for expected in ("Initiating rollback of web to image v1.2.2",
                      "medicalcor-web-rb-2 100%, as asked", "Going back to",
                      "keys that differ", "`medicalcor-api-00015-abc`: ••••",
@@ -75,6 +76,10 @@ def test_demo_script_rolls_back_and_exits_0() -> None:
                      "Step 1/2: 50% to `medicalcor-web-00013-pqr`", "Analysis 1",
                      "[1] Promote now  [2] Pause  [3] Abort"):
         assert expected in out, f"{expected!r} not in the transcript:\n{out}"
+    # The rollout's chart, shared into the thread: shown with where it was saved.
+    charts = re.findall(r"📎 (gradual-\d+-final\.png) \(saved to (\S+)\)", out)
+    assert charts, f"no chart in the transcript:\n{out}"
+    assert Path(charts[0][1]).read_bytes().startswith(b"\x89PNG")
     assert "whk_live" not in out  # secret-looking values never shown
     _assert_stores_gone(out)
 

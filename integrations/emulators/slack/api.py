@@ -18,6 +18,7 @@ from aiohttp import web
 
 from .blocks import MAX_MESSAGE_TEXT, MAX_VIEW_BLOCKS, validate_blocks
 from .faults import FaultPlan
+from .files import FileError, SlackFiles
 from .recording import CallLog, SlackCall
 from .store import SlackStore
 
@@ -73,12 +74,16 @@ class WebApi:
             "users.info": self.users_info,
             "conversations.info": self.conversations_info,
             "usergroups.users.list": self.usergroups_users_list,
+            "files.getUploadURLExternal": self.files_get_upload_url_external,
+            "files.completeUploadExternal": self.files_complete_upload_external,
         }
+        self.files = SlackFiles()
 
     def routes(self) -> list[web.RouteDef]:
         return [
             web.route("*", "/api/{method}", self.handle_api),
             web.post("/response/{target}", self.handle_response_url),
+            web.post("/upload/{file_id}", self.files.receive),
         ]
 
     # --- plumbing ------------------------------------------------------------------
@@ -261,6 +266,28 @@ class WebApi:
         return {"users": list(group.members)}
 
     # --- response_url -------------------------------------------------------------------
+    async def files_get_upload_url_external(self, args: Args) -> Answer:
+        try:
+            return self.files.upload_url(args)
+        except FileError as exc:
+            raise ApiError(exc.error) from exc
+
+    async def files_complete_upload_external(self, args: Args) -> Answer:
+        """Share uploaded files: a message in the channel (or thread) listing them."""
+        try:
+            files = self.files.to_share(args)
+        except FileError as exc:
+            raise ApiError(exc.error) from exc
+        if not args.get("channel_id"):
+            return {"files": [f.to_api() for f in files]}  # uploaded, shared nowhere
+        channel_id = self._channel(args.get("channel_id"), posting=True)
+        msg = self.store.post(channel_id, text=str(args.get("initial_comment") or ""),
+                              thread_ts=args.get("thread_ts") or None)
+        msg["files"] = [f.to_api() for f in files]
+        for file in files:
+            file.shared_in.append((channel_id, msg["ts"]))
+        return {"files": [f.to_api() for f in files]}
+
     async def handle_response_url(self, request: web.Request) -> web.Response:
         url = str(request.url)
         try:

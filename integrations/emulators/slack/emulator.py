@@ -83,6 +83,7 @@ class SlackEmulator:
         await site.start()
         self._host = host
         self._port = int(self._runner.addresses[0][1])
+        self.api.files.upload_base = f"{self.base_url}/upload"
 
     async def stop(self) -> None:
         if self._session is not None:
