@@ -69,6 +69,10 @@ class VerificationSection(_Strict):
     metrics_source: Literal["auto", "cloud_monitoring", "metrics_url"] = "auto"
     scrape_interval_seconds: Annotated[float, Field(gt=0, le=60)] = 5.0
     baseline_seconds: Annotated[float, Field(gt=0, le=3600)] = 300.0
+    # A Confirm clicked before the baseline is measured waits this long for it (the
+    # baseline is measured when the card is posted: Cloud Monitoring answers in about
+    # a second, two scrapes of metrics_url take scrape_interval_seconds and more).
+    baseline_wait_seconds: Annotated[float, Field(ge=0, le=120)] = 15.0
     # Below this many requests a rate or percentile is noise: judged inconclusive.
     min_requests: Annotated[int, Field(ge=0)] = 100
     # This many ERROR log entries after the change pass whatever the baseline: a

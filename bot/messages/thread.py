@@ -231,6 +231,11 @@ def verdict_message(
     return _message(text, *blocks)
 
 
+def caution(text: str) -> Message:
+    """A line in the thread that qualifies what follows (e.g. no baseline to compare)."""
+    return _message(f"⚠️ {esc(text)}")
+
+
 def recovery_note(rollback: Change, what: str) -> Message:
     """After a crash: `rollbot restarted while this rollback was executing; <what>`.
 

@@ -9,13 +9,14 @@ this analysis goes on after, so a further action is never blocked for 10 minutes
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 
 from bot.changes.model import Change, State, Verdict
 from bot.changes.registry import kind_named
 from bot.deps import Deps
-from bot.jobs_names import ANALYSE
+from bot.jobs_names import ANALYSE, BASELINE
 from bot.judgement import Measurement, compare, judge
 from bot.measure import measure
 from bot.messages.measurements import console_link, measurement_table, verdict_line
@@ -50,6 +51,44 @@ async def take_baseline(deps: Deps, change_id: int) -> None:
     if stored is None:
         log.info("baseline of rollback %s dropped: the change began while measuring",
                  rollback.id)
+
+
+BASELINE_POLL_SECONDS = 0.1
+
+# One row, one snapshot: the baseline, and whether its job is still queued or running
+# (procrastinate deletes it once done, or marks it failed).
+_BASELINE_STATE = f"""
+SELECT c.baseline IS NOT NULL,
+       EXISTS (SELECT 1 FROM procrastinate_jobs j
+               WHERE j.task_name = '{BASELINE}' AND j.args->>'change_id' = c.id::text
+                 AND j.status IN ('todo', 'doing'))
+FROM changes c WHERE c.id = %s
+"""
+
+
+async def await_baseline(deps: Deps, change: Change) -> tuple[Change, str | None]:
+    """The baseline comes first: a Confirm clicked before it is measured waits for it,
+    up to the service's `baseline_wait_seconds`. The change (re-read once there is a
+    baseline) and, when it goes on without one, why (for the thread)."""
+    if change.baseline is not None:
+        return change, None  # the usual case: no query on the way to the change
+    limit = deps.catalog.services[change.service].verification.baseline_wait_seconds
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    while True:
+        async with deps.pool.connection() as conn:
+            cur = await conn.execute(_BASELINE_STATE, (change.id,))
+            row = await cur.fetchone()
+        measured, pending = (bool(row[0]), bool(row[1])) if row else (False, False)
+        if measured:
+            return await deps.changes.get(change.id) or change, None
+        if not pending:
+            return change, ("No baseline: its measurement did not finish (see the logs); "
+                            "the measurement tables compare with nothing.")
+        if loop.time() >= deadline:
+            return change, (f"No baseline: it was not measured within {limit:g} s; the "
+                            "measurement tables compare with nothing.")
+        await asyncio.sleep(BASELINE_POLL_SECONDS)
 
 
 async def schedule(deps: Deps, rollback: Change, changed_at: dt.datetime) -> None:

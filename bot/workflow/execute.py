@@ -26,10 +26,16 @@ from bot.changes.kind import Applied, ChangeFailed, ChangeKind, PlanDrift, Prefe
 from bot.changes.model import Change, State
 from bot.changes.registry import kind_named
 from bot.deps import Deps
-from bot.messages.thread import announcement, drift_message, recovery_note, verdict_message
+from bot.messages.thread import (
+    announcement,
+    caution,
+    drift_message,
+    recovery_note,
+    verdict_message,
+)
 from bot.metrics import record_rollback_outcome
 from bot.plans import Plan
-from bot.workflow import rollout, verify
+from bot.workflow import analyse, rollout, verify
 from bot.workflow.posting import ChangeView, in_thread
 
 log = logging.getLogger(__name__)
@@ -101,8 +107,11 @@ async def _gate(deps: Deps, change: Change, view: ChangeView, *, resumed: bool,
     current = change if confirm is None else await confirm()
     if current is None:
         raise _NotOurs
+    note = None
+    if confirm is not None:  # the baseline comes first (a resumed change never waits)
+        current, note = await analyse.await_baseline(deps, current)
     try:
-        return await _announce_and_start(deps, current, view, resumed)
+        return await _announce_and_start(deps, current, view, resumed, note)
     except _NotOurs:
         raise
     except Exception:
@@ -112,10 +121,12 @@ async def _gate(deps: Deps, change: Change, view: ChangeView, *, resumed: bool,
 
 
 async def _announce_and_start(deps: Deps, change: Change, view: ChangeView,
-                              resumed: bool) -> Change:
+                              resumed: bool, note: str | None = None) -> Change:
     if not change.thread_ts:
         ts = await deps.slack.post(change.channel_id, announcement(change))
         change = dataclasses.replace(change, thread_ts=ts)
+    if note is not None:
+        await in_thread(deps, change, caution(note))
     if resumed or change.state == State.EXECUTING:
         await in_thread(deps, change, recovery_note(
             change, "rollbot restarted while this change was in progress; "

@@ -23,7 +23,7 @@ def emulated_catalog(world: World, target_url: str, *, window_seconds: float = 2
                      measure_after: tuple[float, ...] = (0.0, 120.0, 300.0, 600.0),
                      scrape_interval: float = 5.0, min_requests: int = 20,
                      gradual: tuple[float, float] = (60.0, 15.0),
-                     metrics_source: str = "auto") -> str:
+                     metrics_source: str = "auto", baseline_wait: float = 15.0) -> str:
     """A services catalog whose URLs point at the target app. `gradual`: a gradual
     rollout's (step_seconds, analysis_interval_seconds), shorter than the runbook's
     5 minutes so the sandbox shows a whole rollout in a few minutes."""
@@ -56,6 +56,7 @@ def emulated_catalog(world: World, target_url: str, *, window_seconds: float = 2
             f"measure_after_seconds = {list(measure_after)}\n"
             f"scrape_interval_seconds = {scrape_interval}\n"
             f'metrics_source = "{metrics_source}"\n'
+            f"baseline_wait_seconds = {baseline_wait}\n"
             f"[services.{key}.gradual]\n"
             f"steps = [50, 100]\nstep_seconds = {gradual[0]}\n"
             f"analysis_interval_seconds = {gradual[1]}\nfailure_limit = 2\n"
@@ -93,6 +94,7 @@ class EmulatedWorld:
         measure_after: tuple[float, ...] = (0.0, 120.0, 300.0, 600.0),
         scrape_interval: float = 5.0, min_requests: int = 20,
         gradual: tuple[float, float] = (60.0, 15.0), metrics_source: str = "auto",
+        baseline_wait: float = 15.0,
     ) -> EmulatedWorld:
         world = world or default_world(bad_latest=True)
         signing_secret = secrets.token_hex(16)
@@ -112,7 +114,7 @@ class EmulatedWorld:
             world, target.url, window_seconds=verification_window,
             interval_seconds=verification_interval, measure_after=measure_after,
             scrape_interval=scrape_interval, min_requests=min_requests, gradual=gradual,
-            metrics_source=metrics_source),
+            metrics_source=metrics_source, baseline_wait=baseline_wait),
             encoding="utf-8")
         emulated = cls(world, google, slack, target, catalog_path, signing_secret, bot_token,
                        _tmp=tmp)
