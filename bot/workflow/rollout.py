@@ -44,6 +44,7 @@ from bot.workflow.rollout_moves import (
     now,
     pause,
     store,
+    tell,
 )
 
 log = logging.getLogger(__name__)
@@ -154,14 +155,7 @@ async def _after_analysis(deps: Deps, conn: AsyncConnection[Any], kind: StagedKi
         return _then(analysed, advanced)
     rollout = dataclasses.replace(rollout, next_due=rollout.next_check(at))
     stored = await store(deps, conn, change, rollout)
-
-    async def said() -> None:
-        await analysed()
-        if stored is not None:
-            async with ChangeView(deps, stored) as view:
-                view.summary(stored, "Rolling out")
-                view.card(stored)
-    return said
+    return _then(analysed, tell(deps, stored, "Rolling out"))
 
 
 def _then(first: Said, second: Said) -> Said:

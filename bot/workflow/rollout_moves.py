@@ -20,7 +20,7 @@ from bot.changes.rollout import Rollout
 from bot.deps import Deps
 from bot.jobs_names import ROLLOUT_STEP
 from bot.messages import rollout as words
-from bot.messages.base import user_mention
+from bot.messages.base import Message, user_mention
 from bot.messages.thread import check_line, verdict_message
 from bot.metrics import record_rollback_outcome
 from bot.workflow import rollout_chart, verify
@@ -103,6 +103,23 @@ async def mark_verifying(deps: Deps, conn: AsyncConnection[Any], change: Change,
     return verifying
 
 
+def tell(deps: Deps, change: Change | None, stage: str, *lines: Message,
+         announce: Message | None = None) -> Said:
+    """Once the move is committed: its lines in the thread, an announcement in the
+    channel, the summary and the card refreshed (nothing if the move did not happen)."""
+    async def said() -> None:
+        if change is None:
+            return
+        for line in lines:
+            await in_thread(deps, change, line)
+        if announce is not None:
+            await deps.slack.post(change.channel_id, announce)
+        async with ChangeView(deps, change) as view:
+            view.summary(change, stage)
+            view.card(change)
+    return said
+
+
 async def pause(deps: Deps, conn: AsyncConnection[Any], change: Change, rollout: Rollout,
                 reason: str, *, by: str | None, at: dt.datetime) -> Said:
     """Hold the split: the step's clock stops with the time it had left."""
@@ -112,18 +129,9 @@ async def pause(deps: Deps, conn: AsyncConnection[Any], change: Change, rollout:
     await deps.audit.record(conn=conn, actor=by or "rollbot", action=f"{change.kind}_paused",
                             service=change.service, change_id=change.id,
                             details={"reason": reason, "percent": paused.percent})
-
-    async def said() -> None:
-        if stored is None:
-            return
-        await in_thread(deps, stored, words.held(paused, reason, at))
-        if by is not None:
-            await deps.slack.post(stored.channel_id, words.announcement(
-                stored.service, "paused", by, f"holding at {paused.percent}%"))
-        async with ChangeView(deps, stored) as view:
-            view.summary(stored, "Paused")
-            view.card(stored)
-    return said
+    announce = (words.announcement(change.service, "paused", by,
+                                   f"holding at {paused.percent}%") if by else None)
+    return tell(deps, stored, "Paused", words.held(paused, reason, at), announce=announce)
 
 
 async def resume(deps: Deps, conn: AsyncConnection[Any], change: Change, rollout: Rollout,
@@ -137,15 +145,7 @@ async def resume(deps: Deps, conn: AsyncConnection[Any], change: Change, rollout
     await deps.audit.record(conn=conn, actor=by, action=f"{change.kind}_resumed",
                             service=change.service, change_id=change.id,
                             details={"percent": going.percent, "seconds_left": left})
-
-    async def said() -> None:
-        if stored is None:
-            return
-        await in_thread(deps, stored, words.resumed(going, by, at))
-        async with ChangeView(deps, stored) as view:
-            view.summary(stored, "Rolling out")
-            view.card(stored)
-    return said
+    return tell(deps, stored, "Rolling out", words.resumed(going, by, at))
 
 
 async def advance(deps: Deps, conn: AsyncConnection[Any], kind: StagedKind, change: Change,
@@ -195,15 +195,8 @@ async def _stepped(deps: Deps, conn: AsyncConnection[Any], change: Change,
     stored = await store(deps, conn, change, moved, after=applied.after)
     await audit_step(deps, change, moved, applied, conn)
 
-    async def said() -> None:
-        if stored is None:
-            return
-        await in_thread(deps, stored, words.step_line(moved, applied.after["traffic"], at))
-        await in_thread(deps, stored, check_line(applied.check))
-        async with ChangeView(deps, stored) as view:
-            view.summary(stored, "Rolling out")
-            view.card(stored)
-    return said
+    return tell(deps, stored, "Rolling out",
+                words.step_line(moved, applied.after["traffic"], at), check_line(applied.check))
 
 
 async def promote(deps: Deps, conn: AsyncConnection[Any], kind: StagedKind, change: Change,
