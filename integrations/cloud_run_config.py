@@ -209,7 +209,10 @@ def apply_edit(template: Any, edit: TemplateEdit) -> None:
         _pin_secrets(template, edit.secret_versions)
 
 
-_TAG = re.compile(r"^[a-z]([a-z0-9-]{0,44}[a-z0-9])?$")  # Cloud Run: DNS-label-like, short
+_TAG = re.compile(r"^[a-z]([a-z0-9-]*[a-z0-9])?$")  # Cloud Run: DNS-label-like
+# Cloud Run: "Combined traffic tag and service name cannot exceed 46 characters" (the
+# tag's URL is <tag>---<service>-<hash>.a.run.app, one DNS label).
+_TAG_AND_SERVICE_MAX = 46
 
 
 def _set_traffic(service: Any, traffic: Mapping[str, int] | None, to_latest: bool,
@@ -227,10 +230,14 @@ def _set_traffic(service: Any, traffic: Mapping[str, int] | None, to_latest: boo
         return
     assert traffic is not None
     tags = dict(tags or {})
-    bad = [tag for tag in tags.values() if not _TAG.match(tag)]
+    name = str(service.name).rsplit("/", 1)[-1]
+    bad = [tag for tag in tags.values()
+           if not _TAG.match(tag) or len(tag) + len(name) > _TAG_AND_SERVICE_MAX]
     if bad:
-        raise TemplateEditError(f"invalid traffic tag {bad[0]!r}: lowercase letters, digits "
-                                "and hyphens, starting with a letter, at most 46 characters")
+        raise TemplateEditError(
+            f"invalid traffic tag {bad[0]!r}: lowercase letters, digits and hyphens, "
+            f"starting with a letter, at most {_TAG_AND_SERVICE_MAX - len(name)} characters "
+            f"with the service name {name!r} ({_TAG_AND_SERVICE_MAX} together)")
     if len(set(tags.values())) != len(tags):
         raise TemplateEditError("each traffic tag may name one revision only")
     for revision, percent in traffic.items():

@@ -126,7 +126,9 @@ async def step(deps: Deps, change_id: int, seq: int) -> None:
 
 def _record(rollout: Rollout, observation: StepObservation, judgement: StepJudgement,
             at: dt.datetime) -> dict[str, Any]:
-    return {"number": len(rollout.analyses) + 1, "at": at.isoformat(), "step": rollout.step,
+    due = rollout.next_due.isoformat() if rollout.next_due else None
+    return {"number": len(rollout.analyses) + 1, "at": at.isoformat(), "due": due,
+            "step": rollout.step,
             "percent": rollout.percent, "outcome": judgement.outcome.value,
             "reasons": list(judgement.reasons), "target": observation.target.to_json(),
             "replaced": observation.replaced.to_json(), "apart": observation.apart,

@@ -22,7 +22,7 @@ def emulated_catalog(world: World, target_url: str, *, window_seconds: float = 2
                      interval_seconds: float = 1.0,
                      measure_after: tuple[float, ...] = (0.0, 120.0, 300.0, 600.0),
                      scrape_interval: float = 5.0, min_requests: int = 20,
-                     gradual: tuple[float, float] = (60.0, 15.0),
+                     gradual: tuple[float, float] = (30.0, 5.0),
                      metrics_source: str = "auto", baseline_wait: float = 15.0) -> str:
     """A services catalog whose URLs point at the target app. `gradual`: a gradual
     rollout's (step_seconds, analysis_interval_seconds), shorter than the runbook's
@@ -93,7 +93,7 @@ class EmulatedWorld:
         verification_window: float = 20.0, verification_interval: float = 1.0,
         measure_after: tuple[float, ...] = (0.0, 120.0, 300.0, 600.0),
         scrape_interval: float = 5.0, min_requests: int = 20,
-        gradual: tuple[float, float] = (60.0, 15.0), metrics_source: str = "auto",
+        gradual: tuple[float, float] = (30.0, 5.0), metrics_source: str = "auto",
         baseline_wait: float = 15.0,
     ) -> EmulatedWorld:
         world = world or default_world(bad_latest=True)

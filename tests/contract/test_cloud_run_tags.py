@@ -77,6 +77,12 @@ async def test_the_tagged_target_has_its_own_url_answered_by_that_revision(
         assert response.status == 404
 
 
+async def test_the_longest_tag_the_service_name_leaves_room_for(
+        cloud_run: GoogleCloudRun, emulator: GoogleEmulator) -> None:
+    await _split(cloud_run, {OLD: 50, SERVING: 50}, {OLD: "a" * (46 - len(API))})
+    assert (await cloud_run.get_service(API, REGION)).tag_uri("a" * 32) is not None
+
+
 async def test_a_tag_alone_is_a_zero_percent_target(cloud_run: GoogleCloudRun,
                                                     emulator: GoogleEmulator) -> None:
     await _split(cloud_run, {SERVING: 100}, {OLD: TAG})
@@ -90,7 +96,7 @@ async def test_a_tag_alone_is_a_zero_percent_target(cloud_run: GoogleCloudRun,
 @pytest.mark.parametrize("tags, problem", [
     ({"medicalcor-api-00014-def": "Bad_Tag"}, "invalid traffic tag"),
     ({"medicalcor-api-00014-def": "9starts-with-digit"}, "invalid traffic tag"),
-    ({"medicalcor-api-00014-def": "a" * 47}, "invalid traffic tag"),
+    ({"medicalcor-api-00014-def": "a" * 33}, "at most 32 characters"),  # + medicalcor-api
     ({"medicalcor-api-00014-def": "same", "medicalcor-api-00015-abc": "same"},
      "one revision only"),
 ])
@@ -117,5 +123,21 @@ async def test_the_emulator_refuses_duplicate_tags_as_cloud_run_does(
         run_v2.TrafficTarget(type_=kind, revision=OLD, percent=50, tag="dup"),
         run_v2.TrafficTarget(type_=kind, revision=SERVING, percent=50, tag="dup")])
     with pytest.raises(exceptions.InvalidArgument, match="unique"):
+        await clients.services.update_service(request=run_v2.UpdateServiceRequest(
+            service=service))
+
+
+async def test_the_emulator_refuses_a_tag_too_long_with_the_service_name(
+        clients: GoogleClients, emulator: GoogleEmulator) -> None:
+    from google.api_core import exceptions
+    from google.cloud import run_v2
+
+    service = await clients.services.get_service(
+        name=f"projects/{emulator.world.project}/locations/{REGION}/services/{API}")
+    kind = run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION
+    del service.traffic[:]
+    service.traffic.append(run_v2.TrafficTarget(type_=kind, revision=OLD, percent=100,
+                                                tag="a" * 33))
+    with pytest.raises(exceptions.InvalidArgument, match="cannot exceed 46"):
         await clients.services.update_service(request=run_v2.UpdateServiceRequest(
             service=service))

@@ -32,6 +32,7 @@ _SERVICE_RE = re.compile(r"^projects/([^/]+)/locations/([^/]+)/services/([^/]+)$
 _REVISION_RE = re.compile(
     r"^projects/([^/]+)/locations/([^/]+)/services/([^/]+)/revisions/([^/]+)$")
 _SEQUENCE_RE = re.compile(r"-(\d{5})-[a-z0-9]+$")
+_TAG = re.compile(r"^[a-z]([a-z0-9-]*[a-z0-9])?$")
 _TYPE = run_v2.TrafficTargetAllocationType
 
 
@@ -215,6 +216,13 @@ class CloudRunApi:
                                f"Revision '{rev.name}' is not ready and cannot serve traffic.")
             out.append(EmuTrafficTarget(rev.name, target.percent, tag=target.tag))
         tags = [t.tag for t in out if t.tag]
+        for tag in tags:
+            if not _TAG.match(tag):
+                raise invalid(f"Traffic tag '{tag}' must be lowercase letters, digits and "
+                              "hyphens, starting with a letter.")
+            if len(tag) + len(svc.name) > 46:
+                raise invalid("Combined traffic tag and service name cannot exceed 46 "
+                              f"characters: '{tag}' with '{svc.name}'.")
         if len(set(tags)) != len(tags):
             raise invalid("Traffic tags must be unique: "
                           f"{sorted({t for t in tags if tags.count(t) > 1})}.")
