@@ -16,6 +16,8 @@ from common import (
     TARGET_ACK_P50_1,
     TARGET_ACK_P99_50,
     TARGET_E2E_RATIO,
+    TARGET_GRADUAL_ABORT_RATIO,
+    TARGET_GRADUAL_LATE_S,
     TARGET_RSS_MB,
     TARGET_SCALE_RATIO,
     TARGET_START_S,
@@ -39,6 +41,8 @@ def verdicts(r: dict[str, Any], plan: Plan) -> list[dict[str, Any]]:
     if "e2e" in r:
         e2e_rows(rows, r)
         scale_rows(rows, r["scale"])
+    if "gradual" in r:
+        gradual_rows(rows, r["gradual"])
     memory = r["memory"]
     total = memory["idle_pss_total_mb"]
     rows.add(f"idle memory, all {memory['idle']['processes']} processes (PSS)", "MB", total,
@@ -166,3 +170,18 @@ def missed(rows: list[dict[str, Any]]) -> list[str]:
             failed.append(r["metric"] if r["metric"] == parent
                           else f"{parent}: {r['metric'].strip()}")
     return failed
+
+
+def gradual_rows(rows: Rows, g: dict[str, Any]) -> None:
+    for key, name in (("abort_on_failure", "failing analysis' last read→split restored"),
+                      ("abort_click", "Abort click→split restored")):
+        run = g[key]
+        rows.add(f"gradual: {name}", "ms", run["ms"],
+                 f"injected waits on the path {run['injected_ms']:.0f} ms")
+        rows.add("  ratio to the injected waits", "×", run["ratio"],
+                 f"≤ {TARGET_GRADUAL_ABORT_RATIO:g}", run["ratio"] <= TARGET_GRADUAL_ABORT_RATIO)
+    together = g["ten_at_once"]
+    rows.add(f"gradual: {together['rollouts']} at once, latest analysis after its time", "s",
+             together["late_max_s"], f"≤ {TARGET_GRADUAL_LATE_S:g}",
+             together["late_max_s"] <= TARGET_GRADUAL_LATE_S)
+    rows.add(f"  median of their {together['analyses']} analyses", "s", together["late_p50_s"])

@@ -14,6 +14,7 @@ is another subprocess, so its CPU never runs on the server's event loop.
 This module runs the whole; the rest lives beside it in bench/: common.py (constants,
 the Plan), procs.py (process helpers, the servers under test), acks.py (1. ack
 latency), e2e.py (2. end to end), scale.py (2b. ten rollbacks confirmed together),
+gradual.py (2c. gradual rollbacks: aborts, and ten rollouts' analyses on time),
 report.py (the verdicts and the table).
 """
 
@@ -48,6 +49,7 @@ from common import (
     Plan,
 )
 from e2e import SlackDelay, WatchedService, measure_e2e, watch_service
+from gradual import measure_gradual
 from procs import Server, bare_server, bot_server, loadavg, memory_mb, read_status_kb
 from report import CALIBRATION, missed, table, verdicts
 from scale import in_world_while, measure_scale, scale_services
@@ -83,7 +85,10 @@ async def run(plan: Plan, quick: bool, calibrate: bool = False,
     with in_world_while(world, together):
         emulated = await EmulatedWorld.start(
             world=world, with_stores=True, operation_delay=OPERATION_DELAY,
-            verification_window=1.5, verification_interval=0.2)
+            verification_window=1.5, verification_interval=0.2,
+            # Gradual rollbacks (phase 2c): 6 s steps analysed every 2 s, judged from
+            # the ~10 requests a second the target app sends each half of a split.
+            gradual=(6.0, 2.0), min_requests=5)
     servers: list[Server] = []
     try:
         watch_service(emulated)
@@ -152,6 +157,8 @@ async def measure_end_to_end(emulated: EmulatedWorld, events_url: str, plan: Pla
           f"{scale['lone_traffic_ms']:.1f} ms), max {scale['traffic_max_ms']:.1f} ms; jobs "
           f"started after another's verdict: {scale['started_after_another_verdict'] or 'none'}",
           flush=True)
+    print("gradual rollbacks …", flush=True)
+    results["gradual"] = await measure_gradual(emulated, events_url, len(together))
 
 
 async def measure_ack_phases(emulated: EmulatedWorld, plan: Plan, bot: Server,
