@@ -374,3 +374,38 @@ async def test_a_rollout_whose_step_job_was_lost_gets_one_from_recovery(
     assert await recovery.resume_rollouts(deps) == 0  # one job, however often it runs
     done = await _until(gradual_bot, lambda c: c.state in (State.SUCCEEDED, State.FAILED))
     assert done.id == change.id and done.state == State.SUCCEEDED, done.error
+
+
+async def test_gradual_on_a_plan_that_does_not_offer_it_is_refused(
+        gradual_bot: RunningBot) -> None:
+    world = gradual_bot.world
+    slack = world.slack
+    ack = await slack.send_command(gradual_bot.events_url, "api --image v1.2.2",
+                                   user_id="U0ALICE", channel_id="C0INCIDENT",
+                                   channel_name="inc-api-outage")
+    assert ack.status == 200
+    card = await slack.wait_for("chat.postMessage", _posted("Rollback plan"), timeout=10)
+    assert GRADUAL not in _text(card)  # an image change is not offered in steps
+    change = await _change(gradual_bot)
+    # A forged Gradual click on it (the button is not on the card).
+    result = await slack.click(gradual_bot.events_url, action_id=GRADUAL, user_id="U0BOB",
+                               channel_id="C0INCIDENT", message_ts=card.response["ts"],
+                               value=str(change.id))
+    assert result.status == 200
+    await slack.wait_for("response_url", lambda c: "does not offer" in _text(c), timeout=10)
+    after = await _change(gradual_bot)
+    assert after.state == State.PROPOSED and after.kind == "image"
+    assert world.world.serving(API) == {SERVING: 100}
+
+
+async def test_a_rollout_button_on_a_change_that_is_not_a_rollout_changes_nothing(
+        gradual_bot: RunningBot) -> None:
+    slack = gradual_bot.world.slack
+    card = await _propose(gradual_bot, "api 00014-def")
+    change = await _change(gradual_bot)
+    result = await slack.click(gradual_bot.events_url, action_id=RolloutAction.ABORT.value,
+                               user_id="U0BOB", channel_id="C0INCIDENT",
+                               message_ts=card.response["ts"], value=str(change.id))
+    assert result.status == 200
+    await slack.wait_for("response_url", lambda c: "not running" in _text(c), timeout=10)
+    assert (await _change(gradual_bot)).state == State.PROPOSED
