@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import datetime as dt
 
     from bot.changes.model import Change
+    from bot.changes.rollout import RolloutPolicy
     from bot.deps import Deps
 
 
@@ -155,6 +156,11 @@ class StagedKind(ChangeKind, Protocol):
 
     def rollout_target(self, change: Change) -> str:
         """What the steps move to (a revision), as the rollout's words name it."""
+        ...
+
+    def rollout_policy(self, deps: Deps, change: Change) -> RolloutPolicy:
+        """Its steps, their hold, the analysis interval and the failure limit (data,
+        from the catalog)."""
         ...
 
     async def set_step(self, deps: Deps, change: Change, percent: int) -> Applied:

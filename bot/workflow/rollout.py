@@ -24,7 +24,7 @@ from psycopg import AsyncConnection
 
 from bot.changes.kind import Applied, StagedKind, StepObservation
 from bot.changes.model import Change, State
-from bot.changes.rollout import Rollout, RolloutPolicy
+from bot.changes.rollout import Rollout
 from bot.deps import Deps
 from bot.judgement import Outcome, StepJudgement, judge_step
 from bot.messages import rollout as words
@@ -58,7 +58,7 @@ async def begin(deps: Deps, kind: StagedKind, change: Change, applied: Applied,
     """The kind's apply set the first step: start the clock (or verify, if the first
     step is already all the way)."""
     at = now()
-    policy = RolloutPolicy.of(deps.catalog.services[change.service].gradual)
+    policy = kind.rollout_policy(deps, change)
     rollout = Rollout(
         policy, target=kind.rollout_target(change),
         before={str(k): int(v) for k, v in (change.before.get("traffic") or {}).items()},

@@ -1,4 +1,4 @@
-"""A gradual rollout's chart in its thread: at each step change and at the end, a PNG
+"""A staged change's chart in its thread: at each step change and at the end, a PNG
 of the target's 5xx rate and p95 beside the replaced revisions' over the rollout
 (`gradual-<change id>-step<N>.png`, `gradual-<change id>-final.png`).
 
@@ -58,7 +58,7 @@ async def draw(deps: Deps, change_id: int, name: str) -> None:
     if not drawn:
         return  # nothing measured yet (e.g. aborted before the first analysis)
     policy = deps.catalog.services[change.service].verification
-    title = f"Gradual rollback of {change.service} to {rollout.target}"
+    title = f"{change.service}: {rollout.target} step by step"
     png = await asyncio.to_thread(
         render_gradual_chart, drawn, title=title,
         step_changes=[dt.datetime.fromisoformat(h["at"]) for h in rollout.history[1:]],

@@ -35,7 +35,7 @@ from bot.changes.kind import (
 from bot.changes.kinds import cloud_run_common as common
 from bot.changes.kinds.traffic import TrafficKind
 from bot.changes.model import Change
-from bot.changes.rollout import split_for
+from bot.changes.rollout import RolloutPolicy, split_for
 from bot.checks import CheckResult
 from bot.deps import Deps
 from bot.ids import KindName
@@ -96,6 +96,9 @@ class GradualKind:
 
     def rollout_target(self, change: Change) -> str:
         return _target_of(change.spec)
+
+    def rollout_policy(self, deps: Deps, change: Change) -> RolloutPolicy:
+        return RolloutPolicy.of(deps.catalog.services[change.service].gradual)
 
     async def set_step(self, deps: Deps, change: Change, percent: int) -> Applied:
         split = split_for(common.before_traffic(change), self.rollout_target(change), percent)
