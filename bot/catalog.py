@@ -101,6 +101,47 @@ class GradualSection(_Strict):
         return steps
 
 
+_REVISION_SUFFIX = re.compile(r"^(?:[a-z][-a-z0-9]*-)?(\d{5})-[a-z0-9]{3}$")
+
+
+class BreakingSince(_Strict):
+    """Targets numbered before `revision` cannot take today's traffic (a changed API
+    contract, a webhook URL…): `reason` says why."""
+
+    revision: str
+    reason: str = Field(min_length=1)
+
+    @field_validator("revision")
+    @classmethod
+    def _numbered(cls, value: str) -> str:
+        if not _REVISION_SUFFIX.match(value):
+            raise ValueError(f"{value!r}: expected a revision like \"00006-vex\" or its "
+                             "full name")
+        return value
+
+
+class BlockersSection(_Strict):
+    """The runbook's rollback blockers a plan checks before anyone may confirm
+    (stop and escalate): each optional."""
+
+    escalate_to: list[str] = Field(default_factory=list)  # Slack users or groups
+    blocked_revisions: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list)  # full names or suffixes ("00012-old")
+    vulnerable_images: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list)  # "repo/app:v1.2.0" or "sha256:…" (any repo) or "repo@sha256:…"
+    breaking_since: BreakingSince | None = None
+    warn_older_than_days: Annotated[int, Field(ge=1)] | None = None
+
+    @field_validator("escalate_to")
+    @classmethod
+    def _slack_ids(cls, values: list[str]) -> list[str]:
+        bad = [v for v in values if not SLACK_ID.match(v)]
+        if bad:
+            raise ValueError(f"{', '.join(bad)}: expected Slack user ids (U…/W…) or "
+                             "user-group ids (S…)")
+        return values
+
+
 def _http_url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -202,6 +243,7 @@ class ServiceSection(_Strict):
     dependent_services: list[str] = Field(default_factory=list)
     verification: VerificationSection = Field(default_factory=VerificationSection)
     gradual: GradualSection = Field(default_factory=GradualSection)
+    blockers: BlockersSection = Field(default_factory=BlockersSection)
 
     @field_validator("requesters", "approvers")
     @classmethod

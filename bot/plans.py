@@ -97,6 +97,7 @@ class Plan:
     alternatives: tuple[str, ...] = ()
     staged: str = ""  # a gradual rollout's steps, when one is offered
     preferred: str = ""
+    escalate: tuple[str, ...] = ()  # whom a blocked plan says to escalate to (Slack ids)
 
     def __post_init__(self) -> None:
         # Plans stored before change kinds existed are traffic rollbacks: their
@@ -148,6 +149,7 @@ class Plan:
             "alternatives": list(self.alternatives),
             "staged": self.staged,
             "preferred": self.preferred,
+            "escalate": list(self.escalate),
         }
 
     @classmethod
@@ -173,6 +175,7 @@ class Plan:
             alternatives=tuple(data.get("alternatives", ())),
             staged=data.get("staged", ""),
             preferred=data.get("preferred", ""),
+            escalate=tuple(data.get("escalate", ())),
         )
 
 

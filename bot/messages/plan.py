@@ -117,6 +117,11 @@ def status_line(rollback: Change, *, blocked: bool = False) -> str:
 # --- the plan card -------------------------------------------------------------------
 
 
+def _principal(slack_id: str) -> str:
+    """A user (<@U…>) or a user group (<!subteam^S…>), as Slack mentions them."""
+    return f"<!subteam^{slack_id}>" if slack_id.startswith("S") else user_mention(slack_id)
+
+
 def _check_item(item: CheckItem) -> str:
     line = f"{CHECK_ICONS.get(item.status, '•')} {esc(item.text)}"
     return line + (f" — {esc(item.detail)}" if item.detail else "")
@@ -201,10 +206,12 @@ def plan_card(
 
     if plan.blocked:
         blockers = "\n".join(_check_item(item) for item in plan.blockers)
+        escalate = (" to " + ", ".join(_principal(p) for p in plan.escalate)
+                    if plan.escalate else "")
         blocks.append(mrkdwn_section(clip(
             "⛔ *Blocked — rollbot will not run this rollback.*\n"
             f"{blockers}\n"
-            f"*Stop and escalate.* Fix the cause or pick another revision "
+            f"*Stop and escalate{escalate}.* Fix the cause or pick another revision "
             f"(`/rollback {plan.service}` lists them).")))
     for warning in plan.warnings:
         blocks.append(mrkdwn_section(clip(f"⚠️ {esc(warning)}")))

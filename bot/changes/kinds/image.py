@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
+from bot.blockers import check_image
 from bot.catalog import Catalog
 from bot.changes.kind import ChangeRequest, Usage
 from bot.changes.kinds import cloud_run_common as common
@@ -99,6 +100,7 @@ class ImageKind(TemplateKind):
                           "fail" if image == old else "ok",
                           "it runs this image already" if image == old
                           else f"runs {short_image(old)} now"),
+                *check_image(image, deps.catalog.services[service].blockers),
             ),
             command_flags=f"--image={image}",
             question=f"Deploy {short_image(image)} to {service} as a new revision?")

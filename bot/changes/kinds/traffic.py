@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
+from bot.blockers import check_revision
 from bot.catalog import Catalog
 from bot.changes.kind import Applied, ChangeRequest, PlannedChange, Prefetch, Usage
 from bot.changes.kinds import cloud_run_common as common
@@ -136,6 +137,12 @@ class TrafficKind:
             checked.append(CheckItem("Target split differs from what serves now",
                                      "fail" if serving == wanted else "ok",
                                      f"serving now: {traffic_plain(serving)}"))
+        section = deps.catalog.services[request.service].blockers
+        warnings: list[str] = []
+        for revision in (target, *others):
+            blocked, warned = check_revision(RevisionFacts.of(revision), section)
+            checked.extend(blocked)
+            warnings.extend(warned)
         words = f"revision {main}" if single else traffic_plain(wanted)
         plan = self._plan(
             facts, RevisionFacts.of(target), runbook_checklist(deps.catalog, request.service,
@@ -151,7 +158,8 @@ class TrafficKind:
                       f"traffic to {main}?" if single else
                       f"Shift {request.service} ({facts.cloud_run_service}) traffic to "
                       f"{traffic_plain(wanted)}?"),
-            pins=True, **(_gradual_offer(deps, request) if single else {}))
+            pins=True, warnings=tuple(warnings), escalate=tuple(section.escalate_to),
+            **(_gradual_offer(deps, request) if single else {}))
         return PlannedChange(plan, request.service, self._spec(facts, traffic=wanted),
                              _before(facts))
 
