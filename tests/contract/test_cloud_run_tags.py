@@ -14,7 +14,6 @@ import pytest_asyncio
 from integrations.cloud_run import GoogleCloudRun, RetryPolicy
 from integrations.emulators.google import GoogleEmulator
 from integrations.emulators.target_app import TargetApp
-from integrations.emulators.world import default_world
 from integrations.gcp import GoogleClients
 from integrations.google_retry import GoogleCallError
 from tests.contract.conftest import FakeClock
@@ -23,14 +22,6 @@ API, REGION, TAG = "medicalcor-api", "europe-west3", "rollbot-target"
 SERVING, OLD = "medicalcor-api-00015-abc", "medicalcor-api-00014-def"
 FAST = RetryPolicy(attempts=3, total_seconds=5, initial_wait=0.01, max_wait=0.02,
                    call_timeout=3, operation_timeout=3)
-
-
-@pytest_asyncio.fixture
-async def emulator() -> AsyncIterator[GoogleEmulator]:
-    emu = GoogleEmulator(default_world(), operation_delay=0.0)
-    await emu.start()
-    yield emu
-    await emu.stop()
 
 
 @pytest_asyncio.fixture
