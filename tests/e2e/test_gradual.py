@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import psycopg
 import pytest
 import pytest_asyncio
 
@@ -15,12 +16,14 @@ from bot.ids import RollbackAction, RolloutAction
 from bot.jobs_names import ROLLOUT_STEP
 from integrations.emulators.launcher import EmulatedWorld
 from integrations.emulators.slack import SlackCall
-from integrations.emulators.world import default_world
+from integrations.emulators.world import EmuTrafficTarget, default_world
 from tests.e2e.conftest import RunningBot, start_bot
+from tests.e2e.test_inline_flow import _forget_stopped
 from tests.e2e.test_rollback_flow import (
     API,
     SERVING,
     TARGET,
+    UPDATE_SERVICE,
     _click,
     _posted,
     _propose,
@@ -409,3 +412,71 @@ async def test_a_rollout_button_on_a_change_that_is_not_a_rollout_changes_nothin
     assert result.status == 200
     await slack.wait_for("response_url", lambda c: "not running" in _text(c), timeout=10)
     assert (await _change(gradual_bot)).state == State.PROPOSED
+
+
+# --- the flow's safety, for a gradual rollout as for every kind (test_kind_safety) -----
+
+def _updates(bot: RunningBot) -> int:
+    return len([c for c in bot.world.google.calls_to(UPDATE_SERVICE)
+                if not c.request.validate_only])
+
+
+async def test_the_requester_cannot_start_their_own_gradual_rollback(
+        gradual_bot: RunningBot) -> None:
+    card = await _propose(gradual_bot, "api 00014-def --gradual")
+    await _click(gradual_bot, card, GRADUAL, "U0ALICE")
+    await gradual_bot.world.slack.wait_for(
+        "response_url", lambda c: "needs a second person" in _text(c), timeout=10)
+    assert (await _change(gradual_bot)).state == State.PROPOSED
+    assert _updates(gradual_bot) == 0
+
+
+async def test_a_double_gradual_click_on_two_replicas_starts_one_rollout(
+        gradual_bot: RunningBot, database_url: str, fresh_redis_url: str) -> None:
+    second = await start_bot(gradual_bot.world, database_url, fresh_redis_url)
+    try:
+        card = await _propose(gradual_bot, "api 00014-def --gradual")
+        await asyncio.gather(
+            _click(gradual_bot, card, GRADUAL, "U0BOB"),
+            _click(gradual_bot, card, GRADUAL, "U0BOB", url=second.events_url))
+        done = await _until(gradual_bot, lambda c: c.state in (State.SUCCEEDED, State.FAILED))
+    finally:
+        await second.stop()
+    assert done.state == State.SUCCEEDED, done.error
+    assert _updates(gradual_bot) == 2  # the 50% step, then 100%: once each
+
+
+async def test_a_deploy_between_plan_and_gradual_changes_nothing(
+        gradual_bot: RunningBot) -> None:
+    world = gradual_bot.world.world
+    card = await _propose(gradual_bot, "api 00014-def --gradual")
+    service = world.services[API]
+    service.traffic = [EmuTrafficTarget(revision="medicalcor-api-00013-ghi", percent=100)]
+    await _click(gradual_bot, card, GRADUAL, "U0BOB")
+    done = await _until(gradual_bot, lambda c: c.state == State.FAILED)
+    assert (done.error or "").startswith("plan out of date")
+    assert _updates(gradual_bot) == 0
+    assert world.serving(API) == {"medicalcor-api-00013-ghi": 100}
+
+
+async def test_a_crash_after_the_first_step_resumes_without_setting_it_twice(
+        gradual_bot: RunningBot, database_url: str, fresh_redis_url: str) -> None:
+    """Cloud Run took the first step, the process died before the row moved on: the
+    restart finds the step set and starts the rollout's clock; no second update."""
+    _, change = await _started(gradual_bot)
+    await gradual_bot.stop()
+    _forget_stopped(gradual_bot)
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        await conn.execute("DELETE FROM procrastinate_jobs")
+        await conn.execute("UPDATE changes SET state = 'executing', rollout = NULL, "
+                           "after = NULL WHERE id = %s", (change.id,))
+    before = _updates(gradual_bot)
+    restarted = await start_bot(gradual_bot.world, database_url, fresh_redis_url)
+    try:
+        rolling = await _until(restarted, lambda c: c.state == State.ROLLING_OUT)
+        assert rolling.id == change.id
+        assert _updates(gradual_bot) == before  # found set: nothing sent again
+        done = await _until(restarted, lambda c: c.state in (State.SUCCEEDED, State.FAILED))
+        assert done.state == State.SUCCEEDED, done.error
+    finally:
+        await restarted.stop()
