@@ -95,7 +95,8 @@ def status_line(rollback: Change, *, blocked: bool = False) -> str:
         return f"{asked} · needs confirmation from a second person"
     if rollback.state in IN_PROGRESS:
         confirmer = user_mention(rollback.confirmed_by) if rollback.confirmed_by else "?"
-        return f"🔄 Confirmed by {confirmer} · in progress ({rollback.state.value}) — see thread"
+        stage = rollback.state.value.replace("_", " ")
+        return f"🔄 Confirmed by {confirmer} · in progress ({stage}) — see thread"
     if rollback.state == State.SUCCEEDED:
         if rollback.verdict == Verdict.DEGRADED:
             return f"⚠️ Rollback done, verification degraded — see thread · {people(rollback)}"

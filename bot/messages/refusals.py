@@ -27,7 +27,8 @@ def _refs(ids: Sequence[str]) -> str:
 def active_rollback_exists(active: Change, permalink: str | None) -> Message:
     """Another rollback of the service is under way: one at a time."""
     problem = (f"`{active.service}` already has an active rollback: "
-               f"#{active.id} {Plan.from_json(active.plan).headline}, {active.state.value}, "
+               f"#{active.id} {Plan.from_json(active.plan).headline}, "
+               f"{active.state.value.replace('_', ' ')}, "
                f"requested by {user_mention(active.requested_by)}.")
     where = f"<{permalink}|its plan card>" if permalink else f"<#{active.channel_id}>"
     hint = f"One rollback per service at a time. Follow or cancel it first: {where}."

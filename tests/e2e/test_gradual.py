@@ -314,7 +314,7 @@ async def test_a_running_rollout_holds_its_service(gradual_bot: RunningBot) -> N
                              channel_id="C0INCIDENT", channel_name="inc-api-outage")
     refusal = await slack.wait_for(
         "response_url", lambda c: "already has an active rollback" in _text(c), timeout=10)
-    assert f"#{change.id}" in _text(refusal) and "rolling_out" in _text(refusal)
+    assert f"#{change.id}" in _text(refusal) and "rolling out" in _text(refusal)
 
 
 async def test_without_monitoring_the_thread_says_scrapes_cannot_tell_revisions_apart(
