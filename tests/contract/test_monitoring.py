@@ -9,6 +9,7 @@ traffic into the shared World), so each window holds exactly 20 req/s. Only
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import AsyncIterator
 
 import grpc
@@ -111,6 +112,22 @@ async def test_no_traffic_is_an_empty_answer(rig: Rig) -> None:
     assert await window(rig, 60) == {}
     empty = RevisionMetrics("r", requests=0, errors_5xx=0, p95_latency_ms=None)
     assert empty.error_rate is None
+
+
+@pytest.mark.parametrize(("lead_in", "seconds"), [
+    (0.3, 60.0), (0.8, 90.5), (0.25, 150.7), (0.5, 299.9), (0.0, 300.0)])
+async def test_windows_off_the_second_count_whole_seconds(
+        rig: Rig, lead_in: float, seconds: float) -> None:
+    rig.app.advance(lead_in)
+    start = rig.app.wall_time()
+    rig.app.advance(seconds)
+    end = rig.app.wall_time()
+    metrics = await rig.monitoring.revision_metrics(API, REGION, start, end)
+    whole = math.floor(end.timestamp()) - math.floor(start.timestamp())
+    # 20 req/s over the whole seconds (floor(start), floor(end)]; a request landing on a
+    # second's edge may fall either side. Before, a window ending mid-second lost a second.
+    assert abs(metrics[BAD].requests - 20 * whole) <= 1
+    assert abs(metrics[BAD].requests - 20 * seconds) <= 20
 
 
 async def test_transient_errors_are_retried(rig: Rig) -> None:
