@@ -15,7 +15,7 @@ import asyncio
 import dataclasses
 import math
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
@@ -25,6 +25,8 @@ from .http_checks import network_failure
 MAX_BODY_BYTES = 4 * 1024 * 1024
 ACCEPT = "text/plain;version=0.0.4;q=1.0, */*;q=0.1"
 QUANTILE = 0.95
+# One exposed series: sample name and its labels, sorted.
+SeriesKey = tuple[str, tuple[tuple[str, str], ...]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +37,9 @@ class Scrape:
     # (le seconds, cumulative count) of the latency histogram, summed over series,
     # ascending; the last bound is +inf when the histogram is well formed.
     buckets: tuple[tuple[float, float], ...]
+    # Every counter and bucket series read, by name and labels: a restart between two
+    # scrapes shows as one of them going down or vanishing, whatever the sums do.
+    series: Mapping[SeriesKey, float] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,6 +109,19 @@ def _bound(le: str) -> float:
     return value
 
 
+class _NotANumber(ValueError):
+    pass
+
+
+def _finite(value: float, key: SeriesKey) -> float:
+    """A counter or bucket value; NaN or ±Inf would turn every sum after it into one."""
+    if not math.isfinite(value):
+        name, labels = key
+        shown = ",".join(f'{k}="{v}"' for k, v in labels)
+        raise _NotANumber(f"{name}{{{shown}}} is {value}, not a finite number")
+    return value
+
+
 def parse(text: str, *, counter: str = "http_requests_total",
           histogram: str = "http_request_duration_seconds", at: float | None = None,
           source: str = "metrics") -> Scrape:
@@ -113,27 +131,36 @@ def parse(text: str, *, counter: str = "http_requests_total",
     bucket_sample = histogram + "_bucket"
     requests = errors = 0.0
     buckets: dict[float, float] = {}
+    series: dict[SeriesKey, float] = {}
     counter_declared = False
     try:
         for family in text_string_to_metric_families(text):
             if family.name in (counter, base):
                 counter_declared = True
             for sample in family.samples:
-                if sample.name in counter_samples:
+                is_counter = sample.name in counter_samples
+                if not is_counter and not (sample.name == bucket_sample
+                                           and "le" in sample.labels):
+                    continue
+                key = (sample.name, tuple(sorted(sample.labels.items())))
+                value = series[key] = _finite(sample.value, key)
+                if is_counter:
                     counter_declared = True
-                    requests += sample.value
+                    requests += value
                     if str(sample.labels.get("status", "")).startswith("5"):
-                        errors += sample.value
-                elif sample.name == bucket_sample and "le" in sample.labels:
+                        errors += value
+                else:
                     le = _bound(sample.labels["le"])
-                    buckets[le] = buckets.get(le, 0.0) + sample.value
+                    buckets[le] = buckets.get(le, 0.0) + value
+    except _NotANumber as exc:
+        raise MetricsScrapeError(f"{source}: {exc}") from exc
     except Exception as exc:  # the parser raises ValueError, IndexError, ... on bad input
         raise MetricsScrapeError(
             f"{source} is not Prometheus text format ({type(exc).__name__}: {exc})") from exc
     if not counter_declared:
         raise MetricsScrapeError(f"{source} has no {counter} counter")
     return Scrape(at=time.monotonic() if at is None else at, requests=requests,
-                  errors_5xx=errors, buckets=tuple(sorted(buckets.items())))
+                  errors_5xx=errors, buckets=tuple(sorted(buckets.items())), series=series)
 
 
 async def scrape(session: aiohttp.ClientSession, url: str, *, timeout: float,  # noqa: ASYNC109
@@ -152,9 +179,11 @@ def histogram_quantile(q: float, buckets: Iterable[tuple[float, float]]) -> floa
 
     Linear interpolation inside the bucket holding the rank; the first bucket's
     lower bound is 0; a rank in the +Inf bucket yields the highest finite bound.
+    None where Prometheus answers NaN: fewer than two buckets, or no +Inf bucket
+    (how many were slower than the last bound is unknown).
     """
     ordered = sorted(buckets)
-    if not ordered:
+    if len(ordered) < 2 or not math.isinf(ordered[-1][0]):
         return None
     # Cumulative counts must not decrease; jitter between series is clamped like Prometheus.
     cumulative: list[tuple[float, float]] = []
@@ -178,24 +207,36 @@ def histogram_quantile(q: float, buckets: Iterable[tuple[float, float]]) -> floa
     return lower
 
 
+def restarted(before: Scrape, after: Scrape) -> bool:
+    """Whether the target restarted between the scrapes: a counter or bucket series
+    went down or vanished (a new process has not exposed it yet), or, for scrapes
+    without series, a total or bucket sum went down."""
+    if before.series and after.series:
+        return any(after.series.get(key, 0.0) < value for key, value in before.series.items())
+    before_buckets = dict(before.buckets)
+    return (after.requests < before.requests or after.errors_5xx < before.errors_5xx
+            or any(count < before_buckets.get(le, 0.0) for le, count in after.buckets))
+
+
 def window(before: Scrape, after: Scrape) -> WindowMetrics:
     """What happened between two scrapes of the same target.
 
-    A counter reset (the target restarted: a total went down, or the histogram's
-    buckets changed) makes ``after`` itself the delta for that metric, as
-    Prometheus' increase() does for a reset inside the window.
+    Series by series, a counter's increase is ``after - before``, from 0 for a series
+    first seen in ``after``. A restart (``restarted``) resets every series of the
+    process at once, so ``after`` itself is the whole window's delta, as Prometheus'
+    increase() takes the value after a reset; the requests of the old process between
+    the first scrape and its end are not known. A histogram whose bucket bounds
+    changed is read from ``after`` alone too (a new layout: a new process).
     """
-    if after.requests < before.requests or after.errors_5xx < before.errors_5xx:
+    reset = restarted(before, after)
+    if reset:
         requests, errors = after.requests, after.errors_5xx
     else:
         requests = after.requests - before.requests
         errors = after.errors_5xx - before.errors_5xx
     before_buckets = dict(before.buckets)
-    histogram_reset = (
-        {le for le, _ in after.buckets} != set(before_buckets)  # new layout: a new process
-        or any(count < before_buckets[le] for le, count in after.buckets)
-    )
-    buckets = after.buckets if histogram_reset else tuple(
+    new_layout = {le for le, _ in after.buckets} != set(before_buckets)
+    buckets = after.buckets if reset or new_layout else tuple(
         (le, count - before_buckets[le]) for le, count in after.buckets)
     p95 = histogram_quantile(QUANTILE, buckets)
     return WindowMetrics(
