@@ -83,8 +83,9 @@ async def await_baseline(deps: Deps, change: Change) -> tuple[Change, str | None
         if measured:
             return await deps.changes.get(change.id) or change, None
         if not pending:
-            return change, ("No baseline: its measurement did not finish (see the logs); "
-                            "the measurement tables compare with nothing.")
+            return change, ("No baseline: none is being measured (its measurement failed, "
+                            "see the logs, or never started); the measurement tables "
+                            "compare with nothing.")
         if loop.time() >= deadline:
             return change, (f"No baseline: it was not measured within {limit:g} s; the "
                             "measurement tables compare with nothing.")

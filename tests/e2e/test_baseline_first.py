@@ -94,6 +94,6 @@ async def test_a_baseline_job_that_ended_without_one_does_not_hold_the_change(
     # Said long before the 60 s wait would end: the click did not wait for a job
     # that is over.
     await world.slack.wait_for("chat.postMessage", _posted(
-        "No baseline: its measurement did not finish"), timeout=15)
+        "No baseline: none is being measured"), timeout=15)
     done = await _finished(bot)
     assert done.state == State.SUCCEEDED
