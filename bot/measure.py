@@ -16,7 +16,7 @@ from bot.deps import Deps
 from bot.judgement import Measurement
 from integrations import prom_metrics
 from integrations.google_retry import GoogleCallError
-from integrations.monitoring import RevisionMetrics
+from integrations.monitoring import RevisionMetrics, combine_revisions
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +46,11 @@ class _Metrics:
         """(error rate, p95 ms, requests) of `revisions` (None: all of them); a scrape
         cannot tell revisions apart and answers for the whole service."""
         if self.per_revision is not None:
-            picked = [m for rev, m in self.per_revision.items()
-                      if revisions is None or rev in revisions]
-            total = sum(m.requests for m in picked)
-            errors = sum(m.errors_5xx for m in picked)
-            latencies = [m.p95_latency_ms for m in picked if m.p95_latency_ms is not None]
-            # Several revisions: the worst p95 bounds theirs together from above.
-            return (errors / total if total else None, max(latencies) if latencies else None,
-                    float(total))
+            merged = combine_revisions(self.per_revision, self.per_revision
+                                       if revisions is None else revisions)
+            if merged is None:
+                return None, None, 0.0  # none of them served anything
+            return merged.error_rate, merged.p95_latency_ms, float(merged.requests)
         if self.window is not None:
             return self.window.error_rate, self.window.p95_latency_ms, self.window.requests
         return None, None, None
