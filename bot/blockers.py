@@ -75,3 +75,15 @@ def check_image(image: str, section: BlockersSection) -> list[CheckItem]:
         return []
     return [CheckItem(f"{VULNERABLE} (vulnerable image)", "fail",
                       f"{image} is in the catalog's vulnerable_images")]
+
+
+ROTATED = "Secrets were rotated: re-enable the old version first"
+
+
+def secret_blockers(secret: str, version: str, state: str) -> list[CheckItem]:
+    """A secret change: the version it pins must still exist (a destroyed one cannot
+    be enabled again)."""
+    if state != "destroyed":
+        return []
+    return [CheckItem(f"{secret} version {version} is destroyed", "fail",
+                      "a destroyed version cannot be enabled again: pin another version")]

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from integrations.http_checks import HttpChecker
     from integrations.logs import CloudLogs
     from integrations.monitoring import CloudMonitoring
+    from integrations.secret_manager import SecretManager
 
 
 @dataclasses.dataclass
@@ -43,6 +44,7 @@ class Deps:
     handoffs: BatchDeferrer  # the listener's cheap, batched path into `jobs`
     monitoring: CloudMonitoring | None = None  # per-revision metrics, where configured
     logs: CloudLogs | None = None
+    secrets: SecretManager | None = None  # jobs only, as Cloud Run
 
 
 DEPS_KEY = "deps"

@@ -12,6 +12,7 @@ class KindName(StrEnum):
     IMAGE = "image"
     ENV = "env"
     GRADUAL = "gradual"
+    SECRET = "secret"
 
 
 class RevisionListAction(StrEnum):
@@ -22,6 +23,8 @@ class RollbackAction(StrEnum):
     CONFIRM = "rollback.confirm"
     CANCEL = "rollback.cancel"
     GRADUAL = "rollback.gradual"  # confirm, as a gradual rollout
+    OVERRIDE = "rollback.override"  # an approver overrides a blocked plan (a modal)
+    FINAL_STEP = "rollback.final_step"  # a step held for a second confirmation
 
 
 class RolloutAction(StrEnum):
@@ -39,6 +42,7 @@ class FollowUpAction(StrEnum):
     UNDO = "change.undo"
     RESTORE_LATEST = "change.restore_latest"
     PLAN_AGAIN = "change.plan_again"
+    REMEDY = "change.remedy"  # what a blocker says to do first (e.g. re-enable a secret)
 
 
 class RollbackBlock(StrEnum):

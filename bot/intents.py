@@ -11,15 +11,17 @@ import dataclasses
 from bot.catalog import Catalog
 from bot.changes import registry
 from bot.changes.kind import ChangeKind, ChangeRequest
+from bot.changes.kinds.secret import SUBCOMMAND as SECRET
+from bot.changes.kinds.secret import parse_secret
 from bot.parsing import CommandError, known_services, resolve_revision, shorten
 
 __all__ = ["ChangeIntent", "CommandError", "DiffIntent", "EnvIntent", "HelpIntent",
-           "HistoryIntent", "Intent", "ListRevisionsIntent", "VerifyIntent", "parse_command",
-           "usage"]
+           "HistoryIntent", "Intent", "ListRevisionsIntent", "SecretIntent", "VerifyIntent",
+           "parse_command", "usage"]
 
 MAX_TEXT = 500
 
-SUBCOMMANDS = ("help", "history", "verify", "diff", *registry.subcommands())
+SUBCOMMANDS = ("help", "history", "verify", "diff", SECRET, *registry.subcommands())
 DRY_RUN = "--dry-run"
 
 
@@ -66,8 +68,18 @@ class DiffIntent:
     revision: str
 
 
+@dataclasses.dataclass(frozen=True)
+class SecretIntent:
+    """`/rollback secret NAME` (its versions and readers) or `… NAME 5` (roll every
+    service that reads it back to version 5: which services, Cloud Run says)."""
+
+    secret: str
+    version: str | None = None
+    dry_run: bool = False
+
+
 Intent = (HelpIntent | ListRevisionsIntent | HistoryIntent | ChangeIntent | VerifyIntent
-          | EnvIntent | DiffIntent)
+          | EnvIntent | DiffIntent | SecretIntent)
 
 
 def usage(catalog: Catalog) -> str:
@@ -136,6 +148,8 @@ def parse_command(text: str, catalog: Catalog) -> Intent | CommandError:
 
     if head == "diff":
         return _diff(catalog, rest, options, dry_run)
+    if head == SECRET:
+        return _secret(rest, options, dry_run)
     if head in registry.subcommands():
         return _subcommand(catalog, head, rest, options, dry_run)
 
@@ -208,3 +222,18 @@ def _subcommand(catalog: Catalog, head: str, rest: list[str],
     if request is None:
         return CommandError(f"Nothing to do with `{shorten(' '.join(rest))}`.", usage(catalog))
     return _claimed(kind, request, options, dry_run)
+
+
+def _secret(rest: list[str], options: dict[str, str | None],
+            dry_run: bool) -> Intent | CommandError:
+    if options:
+        return CommandError(f"`{next(iter(options))}` does not go with `secret`.",
+                            "For example `/rollback secret API_SECRET_KEY 5 --dry-run`.")
+    parsed = parse_secret(rest)
+    if isinstance(parsed, CommandError):
+        return parsed
+    secret, version = parsed
+    if version is None and dry_run:
+        return CommandError("`--dry-run` needs a version to preview.",
+                            f"For example `/rollback secret {secret} 5 --dry-run`.")
+    return SecretIntent(secret, version, dry_run)

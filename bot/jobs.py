@@ -17,7 +17,7 @@ import psycopg
 import psycopg_pool
 from procrastinate.jobs import Job
 
-from bot import config_views, history_view, revisions_view
+from bot import config_views, history_view, revisions_view, secret_view
 from bot.changes.kind import ChangeRequest
 from bot.deps import from_context
 from bot.ids import KindName
@@ -28,6 +28,7 @@ from bot.jobs_names import (
     CANCEL,
     CONFIRM,
     EXECUTE,
+    FINAL_STEP,
     FOLLOW_UP,
     HISTORY,
     LIST_REVISIONS,
@@ -38,6 +39,7 @@ from bot.jobs_names import (
     ROLLOUT_STEP,
     SHOW_DIFF,
     SHOW_ENV,
+    SHOW_SECRET,
     VERIFY,
     VERIFY_NOW,
 )
@@ -47,6 +49,7 @@ from bot.workflow import (
     decide,
     execute,
     follow_up,
+    held_step,
     propose,
     recovery,
     rollout,
@@ -90,6 +93,12 @@ async def show_env_job(context: procrastinate.JobContext, *, service: str, key: 
     await config_views.show_env(from_context(context), service, key, SlashCommand(**command))
 
 
+async def secret_job(context: procrastinate.JobContext, *, secret: str, version: str | None,
+                     dry_run: bool, command: dict[str, str]) -> None:
+    await secret_view.secret_command(from_context(context), secret, version, dry_run,
+                                     SlashCommand(**command))
+
+
 async def show_diff_job(context: procrastinate.JobContext, *, service: str, revision: str,
                         command: dict[str, str]) -> None:
     await config_views.show_diff(from_context(context), service, revision,
@@ -124,6 +133,11 @@ async def cancel_job(context: procrastinate.JobContext, *, click: dict[str, str]
 async def follow_up_job(context: procrastinate.JobContext, *, click: dict[str, str],
                         change_id: int | None = None) -> None:
     await follow_up.follow_up(from_context(context), ButtonClick(**click), change_id)
+
+
+async def final_step_job(context: procrastinate.JobContext, *, click: dict[str, str],
+                         change_id: int | None = None) -> None:
+    await held_step.run(from_context(context), ButtonClick(**click), change_id)
 
 
 async def execute_job(context: procrastinate.JobContext, *, change_id: int) -> None:
@@ -175,10 +189,12 @@ TASKS: dict[str, tuple[Callable[..., Awaitable[Any]], str]] = {
     HISTORY: (history_job, "interactive"),
     SHOW_ENV: (show_env_job, "interactive"),
     SHOW_DIFF: (show_diff_job, "interactive"),
+    SHOW_SECRET: (secret_job, "interactive"),
     PROPOSE: (propose_job, "interactive"),
     CONFIRM: (confirm_job, "interactive"),
     CANCEL: (cancel_job, "interactive"),
     FOLLOW_UP: (follow_up_job, "interactive"),
+    FINAL_STEP: (final_step_job, "interactive"),
     EXECUTE: (execute_job, "rollbacks"),
     VERIFY: (verify_job, "rollbacks"),
     BASELINE: (baseline_job, "rollbacks"),

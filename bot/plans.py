@@ -98,6 +98,14 @@ class Plan:
     staged: str = ""  # a gradual rollout's steps, when one is offered
     preferred: str = ""
     escalate: tuple[str, ...] = ()  # whom a blocked plan says to escalate to (Slack ids)
+    # Every catalog service the change touches, when more than `service` (a secret
+    # pinned in each service that reads it): each one's approvers and checks apply.
+    services: tuple[str, ...] = ()
+    # What a blocker says to do first, as a change the card's button proposes:
+    # {"label", "kind", "service", "args"} (e.g. re-enable a rotated secret's version).
+    remedy: dict[str, Any] | None = None
+    # An approver's override of the blockers: {"by", "reason", "blockers"}.
+    override: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         # Plans stored before change kinds existed are traffic rollbacks: their
@@ -125,7 +133,13 @@ class Plan:
 
     @property
     def blocked(self) -> bool:
-        return bool(self.blockers)
+        """Blocked unless an approver overrode its blockers (with a reason, audited)."""
+        return bool(self.blockers) and self.override is None
+
+    @property
+    def touched(self) -> tuple[str, ...]:
+        """The catalog services whose rules and checks apply to the change."""
+        return self.services or (self.service,)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -150,6 +164,9 @@ class Plan:
             "staged": self.staged,
             "preferred": self.preferred,
             "escalate": list(self.escalate),
+            "services": list(self.services),
+            "remedy": self.remedy,
+            "override": self.override,
         }
 
     @classmethod
@@ -176,6 +193,9 @@ class Plan:
             staged=data.get("staged", ""),
             preferred=data.get("preferred", ""),
             escalate=tuple(data.get("escalate", ())),
+            services=tuple(data.get("services", ())),
+            remedy=data.get("remedy"),
+            override=data.get("override"),
         )
 
 

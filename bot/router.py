@@ -20,11 +20,13 @@ from bot.intents import (
     HistoryIntent,
     Intent,
     ListRevisionsIntent,
+    SecretIntent,
     VerifyIntent,
 )
 from bot.jobs_names import (
     CANCEL,
     CONFIRM,
+    FINAL_STEP,
     FOLLOW_UP,
     HISTORY,
     LIST_REVISIONS,
@@ -32,6 +34,7 @@ from bot.jobs_names import (
     ROLLOUT_CONTROL,
     SHOW_DIFF,
     SHOW_ENV,
+    SHOW_SECRET,
     VERIFY_NOW,
 )
 from bot.messages import refusals
@@ -46,7 +49,9 @@ def immediate_reply(intent: Intent | CommandError, catalog: Catalog,
         return ephemeral_error(intent.problem, intent.hint)
     if isinstance(intent, HelpIntent):
         return help_message(catalog)
-    if isinstance(intent, ChangeIntent) and not intent.request.dry_run:
+    changes = ((isinstance(intent, ChangeIntent) and not intent.request.dry_run)
+               or (isinstance(intent, SecretIntent) and intent.version and not intent.dry_run))
+    if changes:
         channel = authz.channel_allowed(catalog, command.channel_name)
         if not channel.allowed:
             return refusals.not_incident_channel(catalog.slack.incident_channel_pattern)
@@ -82,6 +87,9 @@ def hand_off_command(deps: Deps, intent: Intent, command: SlashCommand,
     elif isinstance(intent, DiffIntent):
         deps.handoffs.hand_off(SHOW_DIFF, on_failure=on_failure, service=intent.service,
                                revision=intent.revision, command=args)
+    elif isinstance(intent, SecretIntent):
+        deps.handoffs.hand_off(SHOW_SECRET, on_failure=on_failure, secret=intent.secret,
+                               version=intent.version, dry_run=intent.dry_run, command=args)
     elif isinstance(intent, ChangeIntent):
         request = intent.request
         deps.handoffs.hand_off(PROPOSE, on_failure=on_failure, service=request.service,
@@ -134,6 +142,12 @@ def follow_up_refusal(click: ButtonClick, catalog: Catalog) -> Message | None:
     if not catalog.is_incident_channel(click.channel_name):
         return refusals.not_incident_channel(catalog.slack.incident_channel_pattern)
     return None
+
+
+def hand_off_final_step(deps: Deps, click: ButtonClick, on_failure: OnFailure) -> None:
+    """A held step's second confirmation (e.g. a secret rollback's "Disable version 7")."""
+    deps.handoffs.hand_off(FINAL_STEP, on_failure=on_failure, click=click.as_job_args(),
+                           change_id=click.change_id())
 
 
 def hand_off_follow_up(deps: Deps, click: ButtonClick, on_failure: OnFailure) -> None:

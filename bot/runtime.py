@@ -45,6 +45,7 @@ from integrations.google_retry import RetryPolicy
 from integrations.http_checks import HttpChecker
 from integrations.logs import GoogleCloudLogs
 from integrations.monitoring import GoogleCloudMonitoring
+from integrations.secret_manager import GoogleSecretManager
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +138,8 @@ class Runtime:
                 google.monitoring, catalog.gcp.project, policy=retry_policy),
             logs=None if google is None else GoogleCloudLogs(
                 google.logging, catalog.gcp.project, policy=retry_policy),
+            secrets=None if google is None else GoogleSecretManager(
+                google.secrets, catalog.gcp.project, policy=retry_policy),
             handoffs=BatchDeferrer(lambda: jobs.connector.pool,  # type: ignore[attr-defined]
                                    lambda name: jobs.tasks[name].queue),
         )

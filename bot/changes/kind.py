@@ -184,3 +184,33 @@ class StagedKind(ChangeKind, Protocol):
 
 def staged(kind: ChangeKind) -> StagedKind | None:
     return kind if isinstance(kind, StagedKind) else None
+
+
+@dataclasses.dataclass(frozen=True)
+class FinalStep:
+    """A step held for a second confirmation after the verdict (Confirm's rules)."""
+
+    label: str  # its button: "Disable version 7"
+    question: str  # its confirm dialog
+    pending: str  # what the summary says until it is done
+    done: bool
+
+
+@runtime_checkable
+class HeldStepKind(ChangeKind, Protocol):
+    """A kind whose last step waits, after verification, for a second confirmation in
+    the thread (a secret rollback's disable of the old version). The verdict does not
+    wait for it."""
+
+    def final_step(self, change: Change) -> FinalStep | None:
+        """The held step of this change, done or not; None if it has none."""
+        ...
+
+    async def run_final_step(self, deps: Deps, change: Change, actor: str) -> dict[str, Any]:
+        """Do it (audited, with `actor`); the change's `after` with it done. Raises
+        GoogleCallError when the outside system refuses."""
+        ...
+
+
+def held_step(kind: ChangeKind) -> HeldStepKind | None:
+    return kind if isinstance(kind, HeldStepKind) else None

@@ -8,13 +8,16 @@ from bot.changes.kind import ChangeKind, ChangeRequest, Usage
 from bot.changes.kinds.env import EnvKind
 from bot.changes.kinds.gradual import GradualKind
 from bot.changes.kinds.image import ImageKind
+from bot.changes.kinds.secret import SecretKind
 from bot.changes.kinds.traffic import TrafficKind
 from bot.ids import KindName
 
 # Parsing asks each kind in this order; traffic (`/rollback <service> <revision>`)
 # takes what no other kind's option claimed, so it comes last.
-# Gradual is never requested by itself (a traffic card offers it): it parses nothing.
-KINDS: tuple[ChangeKind, ...] = (ImageKind(), EnvKind(), GradualKind(), TrafficKind())
+# Gradual is never requested by itself (a traffic card offers it) and secret has its
+# own words (`/rollback secret …`, bot/intents.py): they parse nothing.
+KINDS: tuple[ChangeKind, ...] = (ImageKind(), EnvKind(), GradualKind(), SecretKind(),
+                                  TrafficKind())
 
 _BY_NAME: dict[str, ChangeKind] = {kind.name: kind for kind in KINDS}
 

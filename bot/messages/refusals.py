@@ -90,3 +90,20 @@ def cannot_cancel(service: str, requested_by: str, approvers: Sequence[str]) -> 
     who = [requested_by, *approvers]
     return ephemeral_error(problem, clip(
         f"The requester or an approver may: {_refs(who)}. Nothing was changed.", 2500))
+
+
+def blocked(plan: Plan) -> Message:
+    """A Confirm (or Gradual) on a plan whose blockers stand: a stale or forged click."""
+    reasons = "; ".join(item.text for item in plan.blockers)
+    return ephemeral_error(
+        clip(f"This rollback is blocked: {esc(reasons)}.", 1500),
+        "Nothing was changed. Escalate, or an approver other than the requester may "
+        "*Override blocker* on the card, giving a reason.")
+
+
+def cannot_override(requester: bool, service: str, approvers: Sequence[str]) -> Message:
+    if requester:
+        return ephemeral_error("You requested this rollback, so you can't override its "
+                               "blockers.", "Ask another approver to review it.")
+    return ephemeral_error(f"Only approvers of `{service}` may override a blocker.",
+                           clip(f"Who may: {_refs(list(approvers))}.", 2500))

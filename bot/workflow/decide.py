@@ -112,6 +112,22 @@ async def cancel(deps: Deps, click: ButtonClick, change_id: int | None) -> None:
         await refresh_card(deps, decided, final_note="Nothing was changed.")
 
 
+async def _authorized(deps: Deps, click: ButtonClick, change: Change, plan: Plan,
+                      confirm: bool) -> authz.Decision:
+    """Confirm's (or Cancel's) rules in every service the change touches."""
+    authorize = authz.may_confirm if confirm else authz.may_cancel
+    for name in plan.touched:
+        service = deps.catalog.services.get(name)
+        if service is None:
+            return authz.Decision(False, f"service {name} is no longer in the catalog",
+                                  "approver")
+        decision = await authorize(service, click.user_id, change.requested_by,
+                                   partial(group_members, deps))
+        if not decision.allowed:
+            return decision
+    return authz.ALLOW
+
+
 def _confirmed_as(change: Change, run_as: str | None) -> str | None:
     """The kind a Confirm makes the change: the plan's own, or one it offers."""
     plan = Plan.from_json(change.plan)
@@ -138,9 +154,15 @@ async def _decide(deps: Deps, click: ButtonClick, change: Change, *,
         await deps.slack.respond(click.response_url, ephemeral_error(
             f"Service `{change.service}` is no longer in the catalog.", "Nothing was changed."))
         return None
-    authorize = authz.may_confirm if confirm else authz.may_cancel
-    decision = await authorize(service, click.user_id, change.requested_by,
-                               partial(group_members, deps))
+    plan = Plan.from_json(change.plan)
+    if confirm and plan.blocked:
+        await deps.audit.record(actor=click.user_id, action="confirm", service=change.service,
+                                change_id=change.id, outcome="denied",
+                                details={"reason": "blocked",
+                                         "blockers": [b.text for b in plan.blockers]})
+        await deps.slack.respond(click.response_url, refusals.blocked(plan))
+        return None
+    decision = await _authorized(deps, click, change, plan, confirm)
     if not decision.allowed:
         await _deny(deps, click, change, action, decision)
         return None

@@ -53,12 +53,35 @@ async def propose(deps: Deps, request: ChangeRequest, command: SlashCommand) -> 
         await deps.slack.respond(command.response_url, refusals.plan_error(planned.problem,
                                                                             planned.hint))
         return
+    if not await _others_allowed(deps, request, planned.plan, command):
+        return
     if request.undo_of is not None:
         planned = await _say_undo(deps, planned, request.undo_of)
     if request.dry_run or planned.plan.blocked:
         await _preview(deps, kind, planned, request, command)
         return
     await _open_proposal(deps, planned, request, command)
+
+
+async def _others_allowed(deps: Deps, request: ChangeRequest, plan: Plan,
+                          command: SlashCommand) -> bool:
+    """A change that touches more services than its own (a secret pinned in each) needs
+    the requester allowed, and no other change under way, in every one of them."""
+    for name in plan.touched:
+        if name == request.service:
+            continue
+        service = deps.catalog.services[name]
+        decision = await authz.may_request(service, command.user_id,
+                                           partial(group_members, deps))
+        if not decision.allowed:
+            await deps.audit.record(actor=command.user_id, action="propose", service=name,
+                                    outcome="denied", details={"reason": decision.reason})
+            await deps.slack.respond(command.response_url, refusals.not_a_requester(
+                name, service.requesters))
+            return False
+        if not request.dry_run and await _refused_as_busy(deps, name, command):
+            return False
+    return True
 
 
 def _audited(kind: str, plan: Plan, before: dict[str, Any]) -> dict[str, Any]:

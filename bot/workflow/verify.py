@@ -9,9 +9,11 @@ summary at the top of the thread is kept current; the plan card shows the final 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
 
+from bot.catalog import ServiceSection
 from bot.changes.model import Change, State, Verdict
 from bot.changes.registry import kind_named
 from bot.checks import CheckResult, checked_the_service
@@ -20,9 +22,10 @@ from bot.messages.base import Message, mrkdwn_section
 from bot.messages.plan import clip
 from bot.messages.thread import check_line, verdict_message
 from bot.metrics import record_rollback_outcome
+from bot.plans import Plan
 from bot.smoke import smoke_command_check
 from bot.verification import checks_for, run_checks
-from bot.workflow import analyse
+from bot.workflow import analyse, held_step
 from bot.workflow.posting import ChangeView, in_thread
 
 log = logging.getLogger(__name__)
@@ -94,15 +97,15 @@ async def verify_change(
     GETs) start at once; their lines wait for it, and if it fails (None: the change
     moved elsewhere) they are dropped and nothing is said.
     """
-    service = deps.catalog.services[change.service]
-    specs = checks_for(service)
-    total = len(specs) + (service.smoke_command is not None) + (first is not None)
+    services = _touched(deps, change)
+    smokes = [name for name, svc in services if svc.smoke_command is not None]
+    total = (sum(len(checks_for(svc)) for _, svc in services) + len(smokes)
+             + (first is not None))
     progress = _Progress(deps, change, view, total, card_due=begun is not None)
     # What the outside system says is a fact whatever becomes of the row: said at once.
     first_line = (asyncio.ensure_future(in_thread(deps, change, check_line(first)))
                   if first is not None else None)
-    checks = asyncio.ensure_future(
-        run_checks(specs, service.verification, deps.http, on_result=progress.report))
+    checks = asyncio.ensure_future(_every_service(deps, services, progress))
     verifying = await _begun(change, begun, checks, first_line)
     if verifying is None:
         return
@@ -112,8 +115,8 @@ async def verify_change(
     progress.start(verifying)
     results = [*([first] if first is not None else []), *await checks]
     progress.card_once()  # no checks configured: nothing to wait for
-    if service.smoke_command is not None:
-        results.append(await _smoke(deps, verifying, progress))
+    for name in smokes:
+        results.append(await _smoke(deps, verifying, progress, name, len(services) > 1))
     await _conclude(deps, verifying, view, results, changed_at)
 
 
@@ -137,10 +140,37 @@ async def _begun(change: Change, begun: asyncio.Future[Change | None] | None,
     return verifying
 
 
-async def _smoke(deps: Deps, change: Change, progress: _Progress) -> CheckResult:
-    command = deps.catalog.services[change.service].smoke_command
+def _touched(deps: Deps, change: Change) -> list[tuple[str, ServiceSection]]:
+    """Every service the change touches (a secret pinned in each), as the catalog has
+    them now; one checks the change's own."""
+    names = Plan.from_json(change.plan).touched if change.plan else (change.service,)
+    return [(name, deps.catalog.services[name]) for name in names
+            if name in deps.catalog.services]
+
+
+async def _every_service(deps: Deps, services: list[tuple[str, ServiceSection]],
+                         progress: _Progress) -> list[CheckResult]:
+    """Each service's checks, at once; named after their service when there are several."""
+    async def one(name: str, svc: ServiceSection) -> list[CheckResult]:
+        async def report(result: CheckResult) -> None:
+            await progress.report(_named(result, name, len(services) > 1))
+        found = await run_checks(checks_for(svc), svc.verification, deps.http,
+                                 on_result=report)
+        return [_named(r, name, len(services) > 1) for r in found]
+    per_service = await asyncio.gather(*(one(name, svc) for name, svc in services))
+    return [result for results in per_service for result in results]
+
+
+def _named(result: CheckResult, service: str, several: bool) -> CheckResult:
+    return dataclasses.replace(result, name=f"{service}: {result.name}") if several else result
+
+
+async def _smoke(deps: Deps, change: Change, progress: _Progress, service: str,
+                 several: bool) -> CheckResult:
+    command = deps.catalog.services[service].smoke_command
     assert command is not None
     check, last_lines = await smoke_command_check(command)
+    check = _named(check, service, several)
     await progress.report(check)
     if last_lines:
         tail = "\n".join(last_lines)
@@ -176,5 +206,6 @@ async def _conclude(deps: Deps, change: Change, view: ChangeView,
     note = "No health checks are configured for this service." if unchecked else None
     await in_thread(deps, done, verdict_message(done, results, deps.catalog.runbook,
                                                 error=error))
-    view.summary(done, "Done", results)
+    await held_step.offer(deps, done)
+    view.summary(done, held_step.stage(done), results)
     view.card(done, final_note=note)

@@ -3,6 +3,7 @@ from slack_bolt.async_app import AsyncApp
 from bot.ids import FollowUpAction, RevisionListAction, RollbackAction, RolloutAction
 from handlers.actions.cancel import cancel_rollback
 from handlers.actions.confirm import confirm_rollback
+from handlers.actions.final_step import final_step
 from handlers.actions.follow_up import follow_up
 from handlers.actions.gradual import confirm_gradual
 from handlers.actions.roll_back_to import roll_back_to
@@ -14,6 +15,7 @@ def register(app: AsyncApp) -> None:
     app.action(RollbackAction.CONFIRM.value)(confirm_rollback)
     app.action(RollbackAction.CANCEL.value)(cancel_rollback)
     app.action(RollbackAction.GRADUAL.value)(confirm_gradual)
+    app.action(RollbackAction.FINAL_STEP.value)(final_step)
     for control in RolloutAction:
         app.action(control.value)(rollout_control)
     for action in FollowUpAction:

@@ -9,7 +9,7 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from bot import router
 from bot.deps import from_context
 from bot.inbound import SlashCommand
-from bot.intents import ChangeIntent, CommandError, parse_command
+from bot.intents import ChangeIntent, CommandError, SecretIntent, parse_command
 from handlers.handoff import report_failed_handoff
 
 
@@ -20,10 +20,11 @@ async def rollback_command(ack: AsyncAck, command: dict[str, Any], context: Any)
     reply = router.immediate_reply(intent, deps.catalog, request)
     if reply is not None:
         await ack(text=reply.text, blocks=reply.blocks_json(), response_type="ephemeral")
-        if isinstance(intent, ChangeIntent):  # the only change reply here: channel rule
+        refused = (intent.request.service if isinstance(intent, ChangeIntent)
+                   else f"secret:{intent.secret}" if isinstance(intent, SecretIntent) else None)
+        if refused is not None:  # the only change replies here: the channel rule
             deps.dispatcher.submit(router.audit_channel_refusal(
-                deps, request.user_id, intent.request.service, request.channel_name),
-                name="audit")
+                deps, request.user_id, refused, request.channel_name), name="audit")
         return
     await ack()
     assert not isinstance(intent, CommandError)  # errors always have an immediate reply
