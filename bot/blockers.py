@@ -87,3 +87,66 @@ def secret_blockers(secret: str, version: str, state: str) -> list[CheckItem]:
         return []
     return [CheckItem(f"{secret} version {version} is destroyed", "fail",
                       "a destroyed version cannot be enabled again: pin another version")]
+
+
+def _rotated(secret: str, version: str, state: str, via_latest: bool) -> CheckItem:
+    alias = " (its `latest`)" if via_latest else ""
+    if state == "destroyed":
+        return CheckItem("Secrets were rotated: the old version is destroyed", "fail",
+                         f"the target reads {secret} version {version}{alias}, destroyed: "
+                         "it can never be read again; roll forward instead")
+    return CheckItem(ROTATED, "fail",
+                     f"the target reads {secret} version {version}{alias}, now {state}")
+
+
+def check_secrets(refs: dict[str, set[str]], states: dict[str, dict[str, str]],
+                  newest: dict[str, str]) -> tuple[list[CheckItem], tuple[str, str] | None]:
+    """(blockers, the (secret, version) to re-enable first) for a target reading `refs`
+    (secret -> versions, "latest" included), given each secret's version `states` and
+    `newest` version (what `latest` reads)."""
+    blockers: list[CheckItem] = []
+    remedy: tuple[str, str] | None = None
+    for secret, versions in sorted(refs.items()):
+        for ref in sorted(versions):
+            version = newest.get(secret, ref) if ref == "latest" else ref
+            state = states.get(secret, {}).get(version)
+            if state in ("disabled", "destroyed"):
+                blockers.append(_rotated(secret, version, state, ref == "latest"))
+                if state == "disabled" and remedy is None:
+                    remedy = (secret, version)
+    return blockers, remedy
+
+
+SCHEMA = "Database schema is incompatible with old code"
+SCHEMA_DETAIL = ("migrations ran since it was built: old code may crash on new required "
+                 "columns or data in a new format. Stop and escalate: coordinate with the DBA")
+
+
+def _newer(serving: str, target: str) -> bool:
+    if serving.isdigit() and target.isdigit():
+        return int(serving) > int(target)
+    return serving > target
+
+
+def check_schema(target: str, target_schema: str | None, serving_schema: str | None,
+                 source: str) -> tuple[list[CheckItem], list[str]]:
+    """The schema the target knows (its label) against the one in use (`source`: the
+    serving revision's label, or the migrations table)."""
+    if serving_schema is None:
+        return [], []
+    if target_schema is None:
+        return [], [f"{target}: schema unknown (no schema label), while {source} is at "
+                    f"{serving_schema}: check for migrations by hand."]
+    if _newer(serving_schema, target_schema):
+        return [CheckItem(SCHEMA, "fail", f"{target} knows schema {target_schema}, "
+                          f"{source} is at {serving_schema}: {SCHEMA_DETAIL}")], []
+    return [], []
+
+
+def check_migrated_since(target: str, created: dt.datetime | None,
+                         migrated: dt.datetime) -> list[CheckItem]:
+    """The migrations table's latest time against the target's creation."""
+    if created is None or migrated <= created:
+        return []
+    return [CheckItem(SCHEMA, "fail", f"a migration ran at {migrated:%Y-%m-%d %H:%M} UTC, "
+                      f"after {target} was built: {SCHEMA_DETAIL}")]

@@ -21,6 +21,7 @@ from pydantic import (
     PlainValidator,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from bot.masking import SECRET_ENV_PATTERNS_DEFAULT
@@ -131,6 +132,20 @@ class BlockersSection(_Strict):
         default_factory=list)  # "repo/app:v1.2.0" or "sha256:…" (any repo) or "repo@sha256:…"
     breaking_since: BreakingSince | None = None
     warn_older_than_days: Annotated[int, Field(ge=1)] | None = None
+    # The schema a revision knows: its label (or annotation) of this name, compared with
+    # the serving revision's; or, with schema_query, the application's own migrations
+    # table (one value: a version, compared with the target's label, or a time, compared
+    # with the target's creation), read from the database in schema_database_url_env.
+    schema_label: Annotated[str, Field(min_length=1, max_length=63)] | None = None
+    schema_query: Annotated[str, Field(min_length=1)] | None = None
+    schema_database_url_env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")] | None = None
+
+    @model_validator(mode="after")
+    def _query_needs_its_database(self) -> BlockersSection:
+        if (self.schema_query is None) != (self.schema_database_url_env is None):
+            raise ValueError("schema_query and schema_database_url_env go together: the "
+                             "query runs on the database named by that variable")
+        return self
 
     @field_validator("escalate_to")
     @classmethod

@@ -70,3 +70,11 @@ def kind_and_subject_of_plan_actions(block_id: str) -> tuple[str, str] | None:
     if not subject:
         kind, subject = KindName.TRAFFIC.value, kind
     return (kind, subject) if subject else None
+
+
+class OverrideView(StrEnum):
+    """The Override blocker modal: its callback id, and its reason input's ids."""
+
+    CALLBACK = "rollback.override"
+    REASON_BLOCK = "override.reason"
+    REASON_INPUT = "override.reason_input"

@@ -48,6 +48,7 @@ class ButtonClick:
     value: str
     action_ts: str
     block_id: str = ""  # default: jobs queued before the field existed
+    trigger_id: str = ""  # opens a modal (views.open) within 3 s of the click
 
     @classmethod
     def from_body(cls, body: dict[str, Any], action: dict[str, Any]) -> ButtonClick:
@@ -63,6 +64,7 @@ class ButtonClick:
             value=str(action.get("value", "")),
             action_ts=str(action.get("action_ts", "")),
             block_id=str(action.get("block_id", "")),
+            trigger_id=str(body.get("trigger_id", "")),
         )
 
     def change_id(self) -> int | None:
@@ -80,6 +82,27 @@ class ButtonClick:
         except ValueError:
             return None
         return value if isinstance(value, dict) else None
+
+    def as_job_args(self) -> dict[str, Any]:
+        return _job_args(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class OverrideSubmission:
+    """The Override blocker modal, submitted: who, which change, and the reason typed."""
+
+    user_id: str
+    change_id: int | None
+    reason: str
+
+    @classmethod
+    def from_view(cls, body: dict[str, Any], view: dict[str, Any], block_id: str,
+                  action_id: str) -> OverrideSubmission:
+        values = ((view.get("state") or {}).get("values") or {}).get(block_id) or {}
+        reason = str((values.get(action_id) or {}).get("value") or "").strip()
+        metadata = str(view.get("private_metadata") or "")
+        change_id = int(metadata) if metadata.isdigit() and len(metadata) <= 18 else None
+        return cls(str((body.get("user") or {}).get("id", "")), change_id, reason)
 
     def as_job_args(self) -> dict[str, Any]:
         return _job_args(self)

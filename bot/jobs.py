@@ -21,7 +21,7 @@ from bot import config_views, history_view, revisions_view, secret_view
 from bot.changes.kind import ChangeRequest
 from bot.deps import from_context
 from bot.ids import KindName
-from bot.inbound import ButtonClick, SlashCommand
+from bot.inbound import ButtonClick, OverrideSubmission, SlashCommand
 from bot.jobs_names import (
     ANALYSE,
     BASELINE,
@@ -33,6 +33,8 @@ from bot.jobs_names import (
     HISTORY,
     LIST_REVISIONS,
     MAINTENANCE,
+    OVERRIDE,
+    OVERRIDE_FORM,
     PROPOSE,
     ROLLOUT_CHART,
     ROLLOUT_CONTROL,
@@ -50,6 +52,7 @@ from bot.workflow import (
     execute,
     follow_up,
     held_step,
+    override,
     propose,
     recovery,
     rollout,
@@ -140,6 +143,15 @@ async def final_step_job(context: procrastinate.JobContext, *, click: dict[str, 
     await held_step.run(from_context(context), ButtonClick(**click), change_id)
 
 
+async def override_form_job(context: procrastinate.JobContext, *, click: dict[str, str],
+                            change_id: int | None = None) -> None:
+    await override.open_modal(from_context(context), ButtonClick(**click), change_id)
+
+
+async def override_job(context: procrastinate.JobContext, *, submission: dict[str, Any]) -> None:
+    await override.apply(from_context(context), OverrideSubmission(**submission))
+
+
 async def execute_job(context: procrastinate.JobContext, *, change_id: int) -> None:
     await execute.execute(from_context(context), change_id)
 
@@ -195,6 +207,8 @@ TASKS: dict[str, tuple[Callable[..., Awaitable[Any]], str]] = {
     CANCEL: (cancel_job, "interactive"),
     FOLLOW_UP: (follow_up_job, "interactive"),
     FINAL_STEP: (final_step_job, "interactive"),
+    OVERRIDE_FORM: (override_form_job, "interactive"),
+    OVERRIDE: (override_job, "interactive"),
     EXECUTE: (execute_job, "rollbacks"),
     VERIFY: (verify_job, "rollbacks"),
     BASELINE: (baseline_job, "rollbacks"),

@@ -16,6 +16,7 @@ VERIFY_NOW = "rollbot.verify_now"
 SHOW_ENV = "rollbot.show_env"
 SHOW_SECRET = "rollbot.secret"  # the versions, or a secret rollback's proposal
 FINAL_STEP = "rollbot.final_step"
+OVERRIDE_FORM = "rollbot.override_form"
 OVERRIDE = "rollbot.override"
 SHOW_DIFF = "rollbot.show_diff"
 ROLLOUT_STEP = "rollbot.rollout_step"

@@ -63,6 +63,9 @@ class CheckItem:
     text: str
     status: CheckStatus
     detail: str = ""
+    # A runbook blocker an approver may override (with a reason); False: a plan with
+    # nothing to do (the target serves already), never proposed.
+    overridable: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,6 +133,11 @@ class Plan:
     @property
     def blockers(self) -> tuple[CheckItem, ...]:
         return tuple(item for item in self.checklist if item.status == "fail")
+
+    @property
+    def pointless(self) -> bool:
+        """A failed check nobody may override: shown to the requester only."""
+        return any(not item.overridable for item in self.blockers)
 
     @property
     def blocked(self) -> bool:

@@ -4,13 +4,15 @@ without waiting; written in the next batch, see bot/defer.py)."""
 
 from __future__ import annotations
 
+import logging
+
 from bot import authz
 from bot.catalog import Catalog
 from bot.changes.kind import ChangeRequest
 from bot.defer import OnFailure
 from bot.deps import Deps
 from bot.ids import KindName
-from bot.inbound import ButtonClick, SlashCommand
+from bot.inbound import ButtonClick, OverrideSubmission, SlashCommand
 from bot.intents import (
     ChangeIntent,
     CommandError,
@@ -30,6 +32,8 @@ from bot.jobs_names import (
     FOLLOW_UP,
     HISTORY,
     LIST_REVISIONS,
+    OVERRIDE,
+    OVERRIDE_FORM,
     PROPOSE,
     ROLLOUT_CONTROL,
     SHOW_DIFF,
@@ -40,6 +44,8 @@ from bot.jobs_names import (
 from bot.messages import refusals
 from bot.messages.base import Message, ephemeral_error
 from bot.messages.help import help_message
+
+log = logging.getLogger(__name__)
 
 
 def immediate_reply(intent: Intent | CommandError, catalog: Catalog,
@@ -142,6 +148,20 @@ def follow_up_refusal(click: ButtonClick, catalog: Catalog) -> Message | None:
     if not catalog.is_incident_channel(click.channel_name):
         return refusals.not_incident_channel(catalog.slack.incident_channel_pattern)
     return None
+
+
+def hand_off_override_form(deps: Deps, click: ButtonClick, on_failure: OnFailure) -> None:
+    """Override blocker: the job checks who may, then opens the form (views.open)."""
+    deps.handoffs.hand_off(OVERRIDE_FORM, on_failure=on_failure, click=click.as_job_args(),
+                           change_id=click.change_id())
+
+
+def hand_off_override(deps: Deps, submission: OverrideSubmission) -> None:
+    """The override form, submitted: recorded, audited and announced by a job."""
+    async def lost(exc: BaseException) -> None:
+        log.error("override of change %s by %s could not be queued: %s",
+                  submission.change_id, submission.user_id, type(exc).__name__)
+    deps.handoffs.hand_off(OVERRIDE, on_failure=lost, submission=submission.as_job_args())
 
 
 def hand_off_final_step(deps: Deps, click: ButtonClick, on_failure: OnFailure) -> None:

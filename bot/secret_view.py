@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 
 from bot.changes.kind import ChangeRequest
+from bot.changes.kinds.secret import subject_of
 from bot.changes.kinds.secret_steps import refused
 from bot.deps import Deps
 from bot.ids import KindName
@@ -46,5 +47,6 @@ async def secret_command(deps: Deps, secret: str, version: str | None, dry_run: 
             f"Nothing to pin. `/rollback secret {secret}` shows its versions."))
         return
     request = ChangeRequest(KindName.SECRET.value, users[0][0],
-                            {"secret": secret, "version": version}, dry_run=dry_run)
+                            {"secret": secret, "version": version}, dry_run=dry_run,
+                            subject=subject_of(secret))
     await propose.propose(deps, request, command)

@@ -2,10 +2,11 @@
 
 from slack_bolt.async_app import AsyncApp
 
-from handlers import actions, commands, home
+from handlers import actions, commands, home, views
 
 
 def register(app: AsyncApp) -> None:
     commands.register(app)
     actions.register(app)
     home.register(app)
+    views.register(app)

@@ -119,3 +119,19 @@ async def redis_client(fresh_redis_url: str) -> AsyncIterator[aioredis.Redis]:
     client = await open_redis(fresh_redis_url)
     yield client
     await client.aclose()
+
+
+@pytest_asyncio.fixture
+async def app_database_url(postgres_url: str) -> AsyncIterator[str]:
+    """The *application's* database (its flags, its migrations table): a fresh, empty
+    database apart from rollbot's own, dropped after the test."""
+    name = f"app_test_{uuid.uuid4().hex}"
+    async with await _admin(postgres_url) as conn:
+        await conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield with_dbname(postgres_url, name)
+    finally:
+        async with await _admin(postgres_url) as conn:
+            await conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )

@@ -44,6 +44,9 @@ class ChangeRequest:
     args: dict[str, Any]
     dry_run: bool = False
     undo_of: int | None = None  # the change this one reverses (an Undo click)
+    # What it holds while active, when not the service itself (a secret's change holds
+    # the secret: enabling a version needs no service's slot).
+    subject: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)

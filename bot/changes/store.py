@@ -268,6 +268,17 @@ class ChangeStore:
         async with self._conn(conn) as c:
             return await self._one(c, query, params)
 
+    async def override_blockers(self, change_id: int, override: dict[str, Any], *,
+                                conn: AsyncConnection[Any] | None = None) -> Change | None:
+        """Record an approver's override in a proposed change's plan, once: None if the
+        change is no longer proposed or was overridden already (the plan is otherwise
+        fixed at creation)."""
+        query = ("UPDATE changes SET plan = jsonb_set(plan, '{override}', %s), "
+                 "updated_at = now() WHERE id = %s AND state = 'proposed' "
+                 "AND coalesce(plan->'override', 'null'::jsonb) = 'null'::jsonb RETURNING *")
+        async with self._conn(conn) as c:
+            return await self._one(c, query, (Jsonb(override), change_id))
+
     async def history(self, service: str, limit: int = 10) -> list[Change]:
         """The service's changes of every kind, newest first."""
         async with self._conn(None) as c:

@@ -173,6 +173,21 @@ def _buttons(plan: Plan, change: Change) -> list[ButtonElement]:
     return buttons
 
 
+def _blocked_buttons(plan: Plan, change: Change) -> list[ButtonElement]:
+    """No Confirm, no Gradual: an approver's override (a modal asks the reason), the
+    blocker's remedy where there is one, and Cancel."""
+    value = str(change.id)
+    buttons = [ButtonElement(text="Override blocker", action_id=RollbackAction.OVERRIDE.value,
+                             value=value, style="danger")]
+    if plan.remedy:
+        buttons.append(ButtonElement(text=clip(str(plan.remedy["label"]), 75),
+                                     action_id=FollowUpAction.REMEDY.value, value=value,
+                                     style="primary"))
+    buttons.append(ButtonElement(text="Cancel", action_id=RollbackAction.CANCEL.value,
+                                 value=value))
+    return buttons
+
+
 def _undo(change: Change) -> ButtonElement:
     return ButtonElement(text="Undo", action_id=FollowUpAction.UNDO.value, value=str(change.id))
 
@@ -205,15 +220,26 @@ def plan_card(
         HeaderBlock(text=clip(title, HEADER_MAX), block_id=RollbackBlock.PLAN_HEADER.value)
     ]
 
-    if plan.blocked:
+    if plan.pointless:
+        blocks.append(mrkdwn_section(clip("⛔ *Nothing to do.*\n" + "\n".join(
+            _check_item(item) for item in plan.blockers if not item.overridable))))
+    elif plan.blocked:
         blockers = "\n".join(_check_item(item) for item in plan.blockers)
         escalate = (" to " + ", ".join(_principal(p) for p in plan.escalate)
                     if plan.escalate else "")
+        remedy = (f" Or first: *{esc(plan.remedy['label'])}* ({esc(plan.remedy['says'])})."
+                  if plan.remedy else "")
         blocks.append(mrkdwn_section(clip(
             "⛔ *Blocked — rollbot will not run this rollback.*\n"
             f"{blockers}\n"
             f"*Stop and escalate{escalate}.* Fix the cause or pick another revision "
-            f"(`/rollback {plan.service}` lists them).")))
+            f"(`/rollback {plan.service}` lists them).{remedy} An approver other than the "
+            "requester may override, giving a reason.")))
+    elif plan.override:
+        by, reason = plan.override.get("by", "?"), plan.override.get("reason", "")
+        blocks.append(mrkdwn_section(clip(
+            f"⚠️ *Blockers overridden by {user_mention(str(by))}:* {esc(str(reason))}\n"
+            + "\n".join(_check_item(item) for item in plan.blockers))))
     for warning in plan.warnings:
         blocks.append(mrkdwn_section(clip(f"⚠️ {esc(warning)}")))
 
@@ -237,7 +263,7 @@ def plan_card(
         deps = ", ".join(f"`{esc(s)}`" for s in plan.dependent_services)
         blocks.append(context(clip(f"Dependent services (coordinate): {deps}")))
 
-    if plan.staged:
+    if plan.staged and not plan.blocked:
         blocks.append(mrkdwn_section(clip(f"*Gradual*: {esc(plan.staged)}")))
     blocks.append(mrkdwn_section(clip(
         f"*If rollbot is down, run by hand:*\n```{plan.command}```")))
@@ -251,17 +277,16 @@ def plan_card(
         status = ("Dry run: nothing was changed. Run the same command without `--dry-run` "
                   "to propose it.")
     elif plan.blocked:
-        status = "⛔ Not proposed: nothing was changed."
+        status = "⛔ Not proposed: nothing to do, nothing was changed."
     if status:
         blocks.append(mrkdwn_section(clip(status)))
     if final_note:
         blocks.append(context(clip(esc(final_note))))  # plain text, maybe from outside
     blocks.extend(running)
 
-    if (change is not None and change.state == State.PROPOSED
-            and not dry_run and not plan.blocked):
+    if change is not None and change.state == State.PROPOSED and not dry_run:
         blocks.append(ActionsBlock(
-            elements=_buttons(plan, change),
+            elements=_blocked_buttons(plan, change) if plan.blocked else _buttons(plan, change),
             block_id=plan_actions_block_id(change.kind, change.subject)))
     if change is not None and undoable:
         blocks.append(ActionsBlock(elements=[_undo(change)],

@@ -39,7 +39,10 @@ _BUTTON_LINE = re.compile(r"\[\d+\] ")
 
 def is_error_text(text: str) -> bool:
     """A channel message that reports a failure (ephemeral refusals are not counted:
-    they answer a person's own mistake)."""
+    they answer a person's own mistake; nor is a blocked plan card: the runbook's
+    blockers doing their job)."""
+    if "⛔ Blocked" in text:
+        return False
     return "❌" in text or "⚠" in text or ":warning:" in text
 
 

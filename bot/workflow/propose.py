@@ -1,6 +1,7 @@
 """Step 1: a change request (`/rollback api 00014-def`, an Undo click, …) → its kind's
-plan → a plan card in the channel. With --dry-run, or when a blocker applies, the
-card goes to the requester only and nothing is proposed."""
+plan → a plan card in the channel (a blocked one too: no Confirm, an approver's
+override). With --dry-run, or when there is nothing to do (the target serves already),
+the card goes to the requester only and nothing is proposed."""
 
 from __future__ import annotations
 
@@ -45,7 +46,8 @@ async def propose(deps: Deps, request: ChangeRequest, command: SlashCommand) -> 
         return
     # Every kind so far changes one service: its subject. The unique index met when
     # the change is created stays the guard against two requests racing.
-    if not request.dry_run and await _refused_as_busy(deps, request.service, command):
+    if not request.dry_run and await _refused_as_busy(deps, request.subject or request.service,
+                                                      command):
         return
     kind = kind_named(request.kind)
     planned = await kind.plan(deps, request)
@@ -57,7 +59,7 @@ async def propose(deps: Deps, request: ChangeRequest, command: SlashCommand) -> 
         return
     if request.undo_of is not None:
         planned = await _say_undo(deps, planned, request.undo_of)
-    if request.dry_run or planned.plan.blocked:
+    if request.dry_run or planned.plan.pointless:
         await _preview(deps, kind, planned, request, command)
         return
     await _open_proposal(deps, planned, request, command)
@@ -67,9 +69,9 @@ async def _others_allowed(deps: Deps, request: ChangeRequest, plan: Plan,
                           command: SlashCommand) -> bool:
     """A change that touches more services than its own (a secret pinned in each) needs
     the requester allowed, and no other change under way, in every one of them."""
-    for name in plan.touched:
-        if name == request.service:
-            continue
+    for name in plan.services:
+        if name == request.service and not request.subject:
+            continue  # checked already
         service = deps.catalog.services[name]
         decision = await authz.may_request(service, command.user_id,
                                            partial(group_members, deps))
@@ -88,7 +90,8 @@ def _audited(kind: str, plan: Plan, before: dict[str, Any]) -> dict[str, Any]:
     """What the audit keeps of a proposal: the plan's words (masked by its kind), never
     the spec, which may hold a value typed for a secret-looking env var."""
     return {"kind": kind, "headline": plan.headline, "changes": list(plan.changes),
-            "before": before}
+            "before": before, **({"blockers": [b.text for b in plan.blockers]}
+                                 if plan.blocked else {})}
 
 
 async def _say_undo(deps: Deps, planned: PlannedChange, undo_of: int) -> PlannedChange:
@@ -104,7 +107,7 @@ async def _say_undo(deps: Deps, planned: PlannedChange, undo_of: int) -> Planned
 async def _preview(deps: Deps, kind: ChangeKind, planned: PlannedChange,
                    request: ChangeRequest, command: SlashCommand) -> None:
     """Nothing to confirm: a dry run (with the outside system's own validation), or a
-    blocked request, shown to the requester only."""
+    plan with nothing to do (the target serves already), shown to the requester only."""
     plan = planned.plan
     validation = await kind.dry_run(deps, planned) if request.dry_run else None
     await deps.audit.record(

@@ -273,11 +273,11 @@ async def test_rollbacks_only_in_incident_channels(running_bot: RunningBot) -> N
     assert "^(inc|incident)[-_]" in body["text"]
 
 
-async def test_target_already_serving_is_blocked(running_bot: RunningBot) -> None:
+async def test_target_already_serving_is_nothing_to_do(running_bot: RunningBot) -> None:
     slack = running_bot.world.slack
     await slack.send_command(running_bot.events_url, "api 00015-abc", **ALICE)
-    card = await slack.wait_for("response_url", _posted("Blocked"))
-    assert CONFIRM not in _text(card)
+    card = await slack.wait_for("response_url", _posted("Nothing to do"))
+    assert CONFIRM not in _text(card) and "rollback.override" not in _text(card)
     assert not await running_bot.runtime.deps.changes.history("api")
 
 

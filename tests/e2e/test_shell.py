@@ -74,7 +74,12 @@ def test_demo_script_rolls_back_and_exits_0() -> None:
                      "keys that differ", "`medicalcor-api-00015-abc`: ••••",
                      "Rollback plan: web → env LOG_LEVEL", "DRY RUN — Rollback plan: api → LATEST",
                      "Step 1/2: 50% to `medicalcor-web-00013-pqr`", "Analysis 1",
-                     "[1] Promote now  [2] Pause  [3] Abort"):
+                     "[1] Promote now  [2] Pause  [3] Abort",
+                     # secrets: who reads which version; a rotated secret blocks, and
+                     # the blocked card (in the channel) offers to re-enable it first
+                     "Secret API_SECRET_KEY: 2 versions", "Secrets were rotated",
+                     "[1] Override blocker  [2] Re-enable the old version  [3] Cancel",
+                     "gcloud secrets versions enable 1 --secret=API_SECRET_KEY"):
         assert expected in out, f"{expected!r} not in the transcript:\n{out}"
     # The rollout's chart, shared into the thread: shown with where it was saved.
     charts = re.findall(r"📎 (gradual-\d+-final\.png) \(saved to (\S+)\)", out)

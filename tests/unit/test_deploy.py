@@ -28,6 +28,7 @@ class RecordingApp:
         self.commands: list[str] = []
         self.actions: list[str] = []
         self.events: list[str] = []
+        self.views: list[str] = []
 
     def _record(self, into: list[str], name: Any) -> Any:
         into.append(name)
@@ -41,6 +42,9 @@ class RecordingApp:
 
     def event(self, name: Any) -> Any:
         return self._record(self.events, name)
+
+    def view(self, name: Any) -> Any:
+        return self._record(self.views, name)
 
 
 @pytest.fixture(scope="module")

@@ -247,7 +247,9 @@ def test_plan_card_status_line(overrides: dict[str, Any], expected: str) -> None
 def test_blocked_plan_says_stop_and_has_no_confirm() -> None:
     message = plan_card(make_plan(checklist=BLOCKED_CHECKLIST), make_rollback())
     text = all_text(message)
-    assert actions(message) == []
+    [buttons] = actions(message)
+    assert [e["action_id"] for e in buttons["elements"]] == ["rollback.override",
+                                                             "rollback.cancel"]
     assert "Blocked" in text and "Stop and escalate" in text
     assert "❌ Target revision exists and is Ready — not Ready: image pull failed" in text
     assert "BLOCKED" in message.text

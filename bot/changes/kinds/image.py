@@ -99,7 +99,7 @@ class ImageKind(TemplateKind):
                 CheckItem("Image differs from what the service runs",
                           "fail" if image == old else "ok",
                           "it runs this image already" if image == old
-                          else f"runs {short_image(old)} now"),
+                          else f"runs {short_image(old)} now", overridable=False),
                 *check_image(image, deps.catalog.services[service].blockers),
             ),
             command_flags=f"--image={image}",

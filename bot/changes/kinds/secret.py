@@ -165,7 +165,8 @@ class SecretKind:
             dependent_services=tuple(svc.dependent_services),
             headline=words.headline, action=words.action, will_serve=words.will_serve,
             changes=words.lines, command=words.command, question=words.question,
-            services=tuple(dict.fromkeys(touched)) if len(set(touched)) > 1 else (),
+            # Each pinned service's rules, slot and checks (none for an enable alone).
+            services=tuple(dict.fromkeys(s["service"] for s in plan_steps if "service" in s)),
             escalate=tuple(svc.blockers.escalate_to))
         before = {"traffic": plan.current_traffic,
                   "states": {v.version: v.state for v in versions},
@@ -199,7 +200,7 @@ class SecretKind:
             return None
         return ChangeRequest(self.name, change.service,
                              {"secret": change.spec["secret"], "undo": undo},
-                             undo_of=change.id)
+                             undo_of=change.id, subject=change.subject)
 
     # --- the step held for a second confirmation ---------------------------------------
 

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
+from bot.blocker_reads import revision_blockers
 from bot.blockers import check_revision
 from bot.catalog import Catalog
 from bot.changes.kind import Applied, ChangeRequest, PlannedChange, Prefetch, Usage
@@ -113,7 +114,11 @@ class TrafficKind:
                     f"`/rollback {request.service}` lists the revisions you can roll back to.")
             return cloud_run_problem(exc, request.service, facts.cloud_run_service)
         single = len(wanted) == 1
-        also = await _also_changes(deps, facts, main)
+        also, found = await asyncio.gather(
+            _also_changes(deps, facts, main),
+            revision_blockers(deps, request.service,
+                              [(r.name, r.created) for r in (target, *others)],
+                              facts.current.name if facts.current else None))
         not_ready = [r.name for r in (target, *others) if not r.ready]
         if not not_ready:
             ready = "Ready"
@@ -124,7 +129,7 @@ class TrafficKind:
         checked = [
             CheckItem("Target revision identified", "ok", main if single
                       else traffic_plain(wanted)),
-            CheckItem("Target revision exists and is Ready", "fail" if not_ready else "ok",
+            CheckItem("Target revision exists and is Ready", "todo" if not_ready else "ok",
                       ready),
         ]
         serving = facts.state.serving()
@@ -132,17 +137,21 @@ class TrafficKind:
             percent = facts.state.percent_of(main)
             checked.append(CheckItem("Target is not already serving 100%",
                                      "fail" if percent >= 100 else "ok",
-                                     f"serving {percent}% now"))
+                                     f"serving {percent}% now", overridable=False))
         else:
             checked.append(CheckItem("Target split differs from what serves now",
                                      "fail" if serving == wanted else "ok",
-                                     f"serving now: {traffic_plain(serving)}"))
+                                     f"serving now: {traffic_plain(serving)}",
+                                     overridable=False))
         section = deps.catalog.services[request.service].blockers
-        warnings: list[str] = []
+        warnings: list[str] = [f"The target is {ready}: Cloud Run may not send it traffic."
+                               ] if not_ready else []
         for revision in (target, *others):
             blocked, warned = check_revision(RevisionFacts.of(revision), section)
             checked.extend(blocked)
             warnings.extend(warned)
+        checked.extend(found.blockers)
+        warnings.extend(found.warnings)
         words = f"revision {main}" if single else traffic_plain(wanted)
         plan = self._plan(
             facts, RevisionFacts.of(target), runbook_checklist(deps.catalog, request.service,
@@ -159,6 +168,7 @@ class TrafficKind:
                       f"Shift {request.service} ({facts.cloud_run_service}) traffic to "
                       f"{traffic_plain(wanted)}?"),
             pins=True, warnings=tuple(warnings), escalate=tuple(section.escalate_to),
+            remedy=found.remedy,
             **(_gradual_offer(deps, request) if single else {}))
         return PlannedChange(plan, request.service, self._spec(facts, traffic=wanted),
                              _before(facts))
@@ -176,7 +186,8 @@ class TrafficKind:
             CheckItem("Target identified", "ok", f"LATEST (now {latest})"),
             CheckItem("Service is not on LATEST already", "fail" if on_latest else "ok",
                       "on LATEST 100% now" if on_latest
-                      else f"pinned: {traffic_plain(facts.state.serving())}"),
+                      else f"pinned: {traffic_plain(facts.state.serving())}",
+                      overridable=False),
         ]
         warnings: tuple[str, ...] = ()
         if facts.state.percent_of(latest) == 0 and latest != primary_revision(facts.state):
