@@ -12,6 +12,7 @@ import grpc
 from bot.changes.model import Change, State
 from integrations.emulators.google import methods
 from integrations.emulators.slack import SlackCall
+from integrations.emulators.world import EmuTrafficTarget
 from tests.e2e.conftest import RunningBot
 from tests.e2e.test_rollback_flow import ALICE, UPDATE_SERVICE
 
@@ -173,3 +174,12 @@ async def test_bad_input_says_what_is_valid(running_bot: RunningBot) -> None:
         await slack.send_command(running_bot.events_url, text, **ALICE)
         await slack.wait_for("response_url", lambda c, e=expected: e in _text(c), timeout=10)
     assert await running_bot.runtime.deps.changes.history("api", limit=1) == []
+
+
+async def test_a_pin_after_a_traffic_rollback_warns_it_brings_the_latest_deploy_back(
+        running_bot: RunningBot) -> None:
+    running_bot.world.world.services["medicalcor-api"].traffic = [
+        EmuTrafficTarget(revision="medicalcor-api-00014-def", percent=100)]
+    card = _text(await _card(running_bot))
+    assert ("api serves medicalcor-api-00014-def, but a new revision is built from its "
+            "latest deploy (medicalcor-api-00015-abc") in card

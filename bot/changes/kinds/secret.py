@@ -156,6 +156,9 @@ class SecretKind:
         svc = deps.catalog.services[anchor]
         snapshot = snapshots.get(anchor)
         checked = [CheckItem("Secret version identified", "ok", words.target), *blockers]
+        warnings = tuple(warning for s in plan_steps if s["op"] == "pin"
+                         if (warning := steps.template_warning(s["service"],
+                                                               snapshots[s["service"]])))
         plan = Plan(
             service=anchor, cloud_run_service=svc.cloud_run_service,
             region=deps.catalog.region_of(anchor),
@@ -165,6 +168,7 @@ class SecretKind:
             dependent_services=tuple(svc.dependent_services),
             headline=words.headline, action=words.action, will_serve=words.will_serve,
             changes=words.lines, command=words.command, question=words.question,
+            warnings=warnings,
             # Each pinned service's rules, slot and checks (none for an enable alone).
             services=tuple(dict.fromkeys(s["service"] for s in plan_steps if "service" in s)),
             escalate=tuple(svc.blockers.escalate_to))

@@ -21,7 +21,7 @@ from bot.changes.model import Change
 from bot.checks import CheckKind, CheckResult
 from bot.deps import Deps
 from bot.messages.secrets import step_line, steps_failed
-from bot.plans import PlanError, traffic_plain
+from bot.plans import PlanError, primary_revision, traffic_plain
 from bot.verification import SERVING
 from integrations.cloud_run import ServiceSnapshot, TemplateEdit
 from integrations.google_retry import GoogleCallError
@@ -49,6 +49,19 @@ def pin_step(deps: Deps, service: str, snapshot: ServiceSnapshot,
     return {"op": "pin", "service": service, "version": version,
             "cloud_run_service": deps.catalog.services[service].cloud_run_service,
             "latest": common.on_latest(snapshot.state)}
+
+
+def template_warning(service: str, snapshot: ServiceSnapshot) -> str:
+    """A pin builds the new revision from the service's template (its latest deploy); if
+    traffic was rolled back to an older revision, the pin brings the latest deploy's
+    image and config back with it: say so."""
+    serving = primary_revision(snapshot.state)
+    latest = snapshot.state.latest_ready_revision
+    if serving is None or serving == latest:
+        return ""
+    return (f"{service} serves {serving}, but a new revision is built from its latest "
+            f"deploy ({latest}, image {snapshot.template.image.rsplit('/', 1)[-1]}): "
+            "pinning the secret brings that code back too.")
 
 
 def _upper_first(text: str) -> str:
