@@ -79,6 +79,10 @@ async def run(plan: Plan, quick: bool, calibrate: bool = False,
     SlackDelay.install()
     print("starting emulators and embedded Postgres/Redis …", flush=True)
     world = default_world(bad_latest=True)
+    # 00013-ghi (a target the e2e rollbacks alternate to) reads API_SECRET_KEY version 1,
+    # disabled in the demo world: a rollback blocker. Enabled here, so both targets can
+    # be confirmed as before.
+    world.secrets["API_SECRET_KEY"].versions["1"].state = "ENABLED"
     # The scale phase's services: in the catalog the emulators write as they start,
     # in the world from their phase on (see scale.in_world_while).
     together = scale_services(world, SCALE_SERVICES if "e2e" in phases else 0)

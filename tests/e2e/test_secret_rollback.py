@@ -12,7 +12,7 @@ import grpc
 from bot.changes.model import Change, State
 from integrations.emulators.google import methods
 from integrations.emulators.slack import SlackCall
-from integrations.emulators.world import EmuTrafficTarget
+from integrations.emulators.world import EmuEnvVar, EmuTrafficTarget
 from tests.e2e.conftest import RunningBot
 from tests.e2e.test_rollback_flow import ALICE, UPDATE_SERVICE
 
@@ -183,3 +183,27 @@ async def test_a_pin_after_a_traffic_rollback_warns_it_brings_the_latest_deploy_
     card = _text(await _card(running_bot))
     assert ("api serves medicalcor-api-00014-def, but a new revision is built from its "
             "latest deploy (medicalcor-api-00015-abc") in card
+
+
+async def test_every_service_that_reads_the_secret_is_pinned_and_verified(
+        running_bot: RunningBot) -> None:
+    world = running_bot.world.world
+    web = world.services["medicalcor-web"]
+    newest = max(web.revisions.values(), key=lambda r: r.create_time)
+    newest.env.append(EmuEnvVar("API_SECRET_KEY", secret="API_SECRET_KEY", version="latest"))
+    newest.healthy, newest.error_rate, newest.p95_latency_ms = True, 0.001, 120.0
+    card = await _card(running_bot)
+    text = _text(card)
+    assert "Pin api to API_SECRET_KEY version 1" in text
+    assert "Pin web to API_SECRET_KEY version 1" in text
+    await _click(running_bot, card, "rollback.confirm", BOB)
+    change = await _change(running_bot, State.SUCCEEDED, State.FAILED)
+    assert change.state == State.SUCCEEDED, change.error
+    assert world.serving("medicalcor-web") == {f"medicalcor-web-rb-{change.id}": 100}
+    assert world.serving("medicalcor-api") == {f"medicalcor-api-rb-{change.id}": 100}
+    events = await running_bot.runtime.deps.audit.for_change(change.id)
+    pinned = sorted(e.details["service"] for e in events if e.action == "secret_pinned")
+    assert pinned == ["api", "web"]
+    [verified] = [e for e in events if e.action == "verified"]
+    names = {c["name"] for c in verified.details["checks"]}
+    assert {"api: health", "web: health"} <= names
