@@ -60,7 +60,7 @@ def reason_problem(reason: str) -> str | None:
 
 def override_announcement(change: Change, plan: Plan, by: str, reason: str) -> Message:
     blockers = "; ".join(b.text for b in plan.blockers)
-    text = (f"⚠️ {user_mention(by)} overrode the blockers of rollback #{change.id} "
+    text = (f"🔓 {user_mention(by)} overrode the blockers of rollback #{change.id} "
             f"({esc(plan.headline)}): {esc(blockers)}. Reason: {esc(reason)}")
     return Message(text=clip(text, 3000), blocks=(
         mrkdwn_section(clip(text)),

@@ -238,7 +238,7 @@ def plan_card(
     elif plan.override:
         by, reason = plan.override.get("by", "?"), plan.override.get("reason", "")
         blocks.append(mrkdwn_section(clip(
-            f"⚠️ *Blockers overridden by {user_mention(str(by))}:* {esc(str(reason))}\n"
+            f"🔓 *Blockers overridden by {user_mention(str(by))}:* {esc(str(reason))}\n"
             + "\n".join(_check_item(item) for item in plan.blockers))))
     for warning in plan.warnings:
         blocks.append(mrkdwn_section(clip(f"⚠️ {esc(warning)}")))
@@ -268,7 +268,7 @@ def plan_card(
     blocks.append(mrkdwn_section(clip(
         f"*If rollbot is down, run by hand:*\n```{plan.command}```")))
     if validation:
-        blocks.append(mrkdwn_section(clip(f"*Cloud Run's validation:* {esc(validation)}")))
+        blocks.append(mrkdwn_section(clip(f"*Validation:* {esc(validation)}")))
 
     status: str | None = None
     if change is not None:

@@ -31,7 +31,7 @@ from integrations.emulators.slack import SlackCall, SlackEmulator
 from integrations.emulators.slack.delivery import ACK_DEADLINE_SECONDS, DeliveryResult
 
 MESSAGE_METHODS = frozenset({"chat.postMessage", "chat.update", "chat.postEphemeral",
-                             "response_url", "files.completeUploadExternal"})
+                             "response_url", "files.completeUploadExternal", "views.open"})
 # Where files rollbot shares (a gradual rollout's charts) are saved to be opened.
 FILES_DIR = Path(tempfile.gettempdir()) / "rollbot-shell-files"
 _BUTTON_LINE = re.compile(r"\[\d+\] ")
@@ -188,12 +188,28 @@ class Follower:
                              ts=str(args["ts"]), message=args)
         elif call.method == "files.completeUploadExternal":
             self._files(call)
+        elif call.method == "views.open":
+            self._modal(call.response.get("view") or {})
         elif call.method == "chat.postEphemeral":
             self.show_new(channel_id=str(args.get("channel")),
                           ts=str(call.response.get("message_ts") or ""), message=args,
                           ephemeral_to=str(args.get("user")))
         else:
             self._response_url(args)
+
+    def _modal(self, view: Mapping[str, Any]) -> None:
+        """A form rollbot opened (e.g. Override blocker): its text, its inputs, and how
+        to answer it from the shell."""
+        blocks = [b for b in view.get("blocks") or [] if b.get("type") != "input"]
+        rendered = render_message({"blocks": blocks}, self.directory(), self.style)
+        inputs = [str((b.get("label") or {}).get("text", "")) for b in view.get("blocks") or []
+                  if b.get("type") == "input"]
+        title = str((view.get("title") or {}).get("text", "form"))
+        lines = [self.style.bold(f"▣ {title} (a form only you see)"),
+                 *("  " + line for line in rendered.lines),
+                 *(f"  ✎ {label}" for label in inputs),
+                 self.style.dim("  answer with  :submit <text>   or   :close")]
+        self.transcript.add(Output(lines))
 
     def _files(self, call: SlackCall) -> None:
         """A shared file: its name and where its bytes were saved, to open them."""

@@ -41,6 +41,8 @@ Shell commands:
   :who          who you are and who is around
   :wait TEXT [SECONDS]   wait until rollbot says TEXT (default {wait:.0f} s)
   :sleep SECONDS
+  :submit TEXT  answer the form rollbot opened for you (e.g. Override blocker's reason)
+  :close        close that form without answering
   :help · :quit (or Ctrl-D, Ctrl-C)"""
 
 
@@ -172,6 +174,11 @@ class Shell:
             await self._wait(rest)
         elif name == ":sleep":
             await asyncio.sleep(float(rest or 1))
+        elif name == ":submit":
+            await self._submit(rest)
+        elif name == ":close":
+            closed = self.session.close_form(user_id=self.user_id)
+            self.transcript.note("(form closed)" if closed else "no form is open")
         else:
             self.transcript.note(f"unknown shell command {name}; :help lists them")
         return True
@@ -240,6 +247,20 @@ class Shell:
         if result.status != 200:
             self.transcript.fail(self.style.red(
                 f"⚠ rollbot answered the click with HTTP {result.status}: {result.body[:300]}"))
+
+    async def _submit(self, text: str) -> None:
+        result = await self.session.submit(text, user_id=self.user_id)
+        if result is None:
+            self.transcript.note("no form is open: a button that asks for one opens it")
+        elif result.view_errors:
+            self.transcript.note(*(self.style.red(f"✎ {error}")
+                                   for error in result.view_errors.values()),
+                                 "(the form is still open: :submit again, or :close)")
+        elif result.status != 200:
+            self.transcript.fail(self.style.red(
+                f"⚠ rollbot answered the form with HTTP {result.status}: {result.body[:300]}"))
+        else:
+            self.transcript.note(self.style.dim(f"(@{self.user_name} submits the form)"))
 
     async def _confirmed(self, question: str) -> bool:
         if self.scripted or self._ask is None:

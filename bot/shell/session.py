@@ -88,6 +88,24 @@ class ShellSession:
             is_ephemeral=choice.is_ephemeral)
 
 
+    async def submit(self, text: str, *, user_id: str) -> DeliveryResult | None:
+        """Type `text` into the user's open form (its first input) and submit it;
+        None when no form is open."""
+        views = self.world.slack.open_views(user_id)
+        if not views:
+            return None
+        inputs = [b for b in views[-1]["blocks"] if b.get("type") == "input"]
+        values = {inputs[0]["element"]["action_id"]: text} if inputs else {}
+        return await self.world.slack.submit_view(self.events_url, user_id=user_id,
+                                                  values=values)
+
+    def close_form(self, *, user_id: str) -> bool:
+        if not self.world.slack.open_views(user_id):
+            return False
+        self.world.slack.close_view(user_id)
+        return True
+
+
 async def _start_world(keep: bool) -> tuple[EmulatedWorld, str, list[Store]]:
     """The emulators, plus stores: $DATABASE_URL and $REDIS_URL when both are set, else
     embedded servers (left on disk with `keep`). Embedded servers start first, before

@@ -79,7 +79,12 @@ def test_demo_script_rolls_back_and_exits_0() -> None:
                      # the blocked card (in the channel) offers to re-enable it first
                      "Secret API_SECRET_KEY: 2 versions", "Secrets were rotated",
                      "[1] Override blocker  [2] Re-enable the old version  [3] Cancel",
-                     "gcloud secrets versions enable 1 --secret=API_SECRET_KEY"):
+                     "gcloud secrets versions enable 1 --secret=API_SECRET_KEY",
+                     # an approver's override: the form, its refusal, the announcement
+                     "▣ Override blocker (a form only you see)",
+                     "✎ Say why in at least 10 characters",
+                     "@bob overrode the blockers of rollback",
+                     "DRY RUN — Rollback plan: secret API_SECRET_KEY → version 1"):
         assert expected in out, f"{expected!r} not in the transcript:\n{out}"
     # The rollout's chart, shared into the thread: shown with where it was saved.
     charts = re.findall(r"📎 (gradual-\d+-final\.png) \(saved to (\S+)\)", out)

@@ -21,6 +21,7 @@ from .faults import FaultPlan
 from .files import FileError, SlackFiles
 from .recording import CallLog, SlackCall
 from .store import SlackStore
+from .views import SlackViews, ViewError
 
 PERMALINK_BASE = "https://emulated.slack.test"
 JSON_ARGS = ("blocks", "attachments", "view", "metadata")
@@ -71,6 +72,7 @@ class WebApi:
             "chat.update": self.chat_update,
             "chat.getPermalink": self.chat_get_permalink,
             "views.publish": self.views_publish,
+            "views.open": self.views_open,
             "users.info": self.users_info,
             "conversations.info": self.conversations_info,
             "usergroups.users.list": self.usergroups_users_list,
@@ -78,6 +80,8 @@ class WebApi:
             "files.completeUploadExternal": self.files_complete_upload_external,
         }
         self.files = SlackFiles()
+        self.views = SlackViews(team_id=store.team_id, app_id=store.app_id,
+                                bot_id=store.bot_id)
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -246,6 +250,15 @@ class WebApi:
         }
         self.store.home_views[user_id] = published
         return {"view": published}
+
+    async def views_open(self, args: Args) -> Answer:
+        _require(args, "trigger_id", "view")
+        try:
+            view = self.views.views_open(str(args["trigger_id"]), args["view"])
+        except ViewError as exc:
+            extra = {"response_metadata": {"messages": exc.messages}} if exc.messages else {}
+            raise ApiError(exc.error, **extra) from None
+        return {"view": view}
 
     async def users_info(self, args: Args) -> Answer:
         user = self.store.users.get(str(args.get("user", "")))

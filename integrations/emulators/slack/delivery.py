@@ -37,6 +37,9 @@ class DeliveryResult:
     # time.monotonic() just before the POST, after the payload was built and signed:
     # where a benchmark of the app's own time starts its clock.
     sent_at: float = 0.0
+    # A view_submission answered with response_action "errors": block id -> message
+    # (the modal stays open, showing them under its inputs).
+    view_errors: dict[str, str] | None = None
 
     @property
     def acked_in_time(self) -> bool:
@@ -105,6 +108,20 @@ def block_actions_payload(*, token: str, team_id: str, team_domain: str, api_app
     if message is not None:
         payload["message"] = message
     return payload
+
+
+def view_submission_payload(*, token: str, team_id: str, team_domain: str, api_app_id: str,
+                            user_id: str, user_name: str,
+                            view: dict[str, Any]) -> dict[str, Any]:
+    """A modal's submission as Slack POSTs it (form field `payload`, like a click)."""
+    return {
+        "type": "view_submission",
+        "team": {"id": team_id, "domain": team_domain},
+        "user": {"id": user_id, "username": user_name, "name": user_name, "team_id": team_id},
+        "api_app_id": api_app_id, "token": token, "trigger_id": trigger_id(),
+        "view": view, "response_urls": [], "is_enterprise_install": False,
+        "enterprise": None,
+    }
 
 
 def block_actions_form(payload: dict[str, Any]) -> bytes:

@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
+from urllib.parse import parse_qs
 
 import aiohttp
 from aiohttp import web
@@ -26,6 +27,7 @@ from .delivery import (
     deliver,
     delivery_headers,
     sign,
+    view_submission_payload,
 )
 from .faults import FaultPlan
 from .recording import CallLog, SlackCall
@@ -209,6 +211,7 @@ class SlackEmulator:
             user_name=user_name, command=command, text=text, api_app_id=self.app_id,
             response_url=response_url,
         )
+        self.api.views.issue(parse_qs(body.decode())["trigger_id"][0], user_id)
         result = await self._deliver(app_url, body, response_url=response_url,
                                      headers_override=headers_override, timestamp=timestamp,
                                      signing_secret=signing_secret, http_timeout=http_timeout)
@@ -277,7 +280,48 @@ class SlackEmulator:
             message=self.store.public(msg) if (msg is not None and include_message) else None,
             is_ephemeral=is_ephemeral, thread_ts=msg.get("thread_ts") if msg else None,
         )
+        self.api.views.issue(payload["trigger_id"], user_id)
         return await self._deliver(app_url, block_actions_form(payload),
                                    response_url=response_url,
                                    headers_override=headers_override, timestamp=timestamp,
                                    signing_secret=signing_secret, http_timeout=http_timeout)
+
+    # --- modals ----------------------------------------------------------------------
+    def open_views(self, user_id: str) -> list[dict[str, Any]]:
+        """The modals open for `user_id` (views.open'd, not yet closed), newest last."""
+        return self.api.views.of_user(user_id)
+
+    def close_view(self, user_id: str, view_id: str | None = None) -> None:
+        """The user closes a modal (Cancel or ✕): it is gone, nothing is delivered
+        (rollbot's modals do not ask for view_closed)."""
+        view = self._view(user_id, view_id)
+        self.api.views.open.pop(view["id"], None)
+
+    def _view(self, user_id: str, view_id: str | None) -> dict[str, Any]:
+        views = self.open_views(user_id)
+        found = [v for v in views if view_id in (None, v["id"])]
+        if not found:
+            raise ValueError(f"no modal {view_id or ''} open for {user_id}")
+        return found[-1]
+
+    async def submit_view(self, app_url: str, *, user_id: str, values: dict[str, str],
+                          view_id: str | None = None,
+                          headers_override: dict[str, str | None] | None = None,
+                          timestamp: int | None = None, signing_secret: str | None = None,
+                          http_timeout: float = 10.0) -> DeliveryResult:
+        """The user submits a modal: `values` maps an input's action_id to the text typed.
+        A 200 ack within 3 s with no body (or response_action "clear") closes it;
+        "errors" keeps it open (`result.view_errors`); "update" replaces it."""
+        view = self._view(user_id, view_id)
+        user_name, _ = self._names(user_id, "", None)
+        payload = view_submission_payload(
+            token=VERIFICATION_TOKEN, team_id=self.team_id, team_domain=self.team_domain,
+            api_app_id=self.app_id, user_id=user_id, user_name=user_name,
+            view={**view, "state": self.api.views.state_of(view, values)})
+        self.api.views.issue(payload["trigger_id"], user_id)
+        result = await self._deliver(app_url, block_actions_form(payload), response_url="",
+                                     headers_override=headers_override, timestamp=timestamp,
+                                     signing_secret=signing_secret, http_timeout=http_timeout)
+        if result.acked_in_time:  # else Slack shows "trouble connecting", the view stays
+            self.api.views.answered(view["id"], result)
+        return result
