@@ -72,15 +72,22 @@ async def _migrations(section: BlockersSection) -> Any:
     return row[0] if row else None
 
 
+def _schema_of(config: RevisionConfig, label: str | None) -> str | None:
+    """The schema a revision knows: its label, else its annotation, of that name."""
+    if not label:
+        return None
+    return config.labels.get(label) or config.annotations.get(label)
+
+
 async def _schema(section: BlockersSection, target: RevisionConfig,
                   created: dt.datetime | None, serving: RevisionConfig | None,
                   found: Found) -> None:
     label = section.schema_label
-    knows = target.labels.get(label) if label else None
+    knows = _schema_of(target, label)
     if section.schema_query is None:
         if label and serving is not None and serving.revision != target.revision:
             items, warned = blockers.check_schema(
-                target.revision, knows, serving.labels.get(label),
+                target.revision, knows, _schema_of(serving, label),
                 f"the serving revision ({serving.revision})")
             found.blockers += items
             found.warnings += warned

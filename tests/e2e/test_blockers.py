@@ -133,10 +133,15 @@ async def test_an_old_target_is_warned_about_and_proposed(blocking_bot: RunningB
 
 
 def _schema_labels(bot: RunningBot) -> None:
+    """A label on two revisions, an annotation on the third (either names the schema);
+    00012 has neither."""
     for suffix, version in (("00013-ghi", "3"), ("00014-def", "4"), ("00015-abc", "12")):
         revision = bot.world.world.services["medicalcor-api"].revisions[
             f"medicalcor-api-{suffix}"]
-        revision.labels = {**revision.labels, "schema-version": version}
+        if suffix == "00015-abc":
+            revision.annotations = {**revision.annotations, "schema-version": version}
+        else:
+            revision.labels = {**revision.labels, "schema-version": version}
 
 
 async def _bot_with(database_url: str, redis_url: str, toml: str) -> RunningBot:
@@ -163,6 +168,14 @@ async def test_a_serving_schema_newer_than_the_target_knows_blocks(
         assert "Database schema is incompatible with old code" in card
         assert "knows schema 4, the serving revision (medicalcor-api-00015-abc) is at 12" in card
         assert "coordinate with the DBA" in card
+        unknown = bot.world.world.services["medicalcor-api"].revisions[
+            "medicalcor-api-00013-ghi"]
+        unknown.labels = {k: v for k, v in unknown.labels.items() if k != "schema-version"}
+        bot.world.world.secrets["API_SECRET_KEY"].versions["1"].state = "ENABLED"
+        [change] = await bot.runtime.deps.changes.history("api", limit=1)
+        await bot.runtime.deps.changes.transition(change.id, State.PROPOSED, State.CANCELLED)
+        warned = await _answer(bot, "api 00013-ghi", "schema unknown")
+        assert "Blocked" not in warned  # a warning only
     finally:
         await _stopped(bot)
 
@@ -198,3 +211,11 @@ async def test_an_unreachable_migrations_table_is_a_warning_not_a_pass(
         assert "check for migrations by hand" in card
     finally:
         await _stopped(bot)
+
+
+async def test_a_target_that_is_not_ready_is_a_warning(running_bot: RunningBot) -> None:
+    running_bot.world.world.services["medicalcor-api"].revisions[
+        "medicalcor-api-00014-def"].ready = False
+    card = await _answer(running_bot, "api 00014-def", "Rollback plan")
+    assert "The target is not Ready" in card and "Cloud Run may not send it traffic" in card
+    assert "rollback.confirm" in card and "Blocked" not in card
