@@ -207,3 +207,29 @@ async def test_every_service_that_reads_the_secret_is_pinned_and_verified(
     [verified] = [e for e in events if e.action == "verified"]
     names = {c["name"] for c in verified.details["checks"]}
     assert {"api: health", "web: health"} <= names
+
+
+async def test_secret_manager_down_says_nothing_changed(running_bot: RunningBot) -> None:
+    running_bot.world.google.faults.inject(methods.LIST_SECRET_VERSIONS,
+                                           grpc.StatusCode.PERMISSION_DENIED, count=-1)
+    slack = running_bot.world.slack
+    await slack.send_command(running_bot.events_url, f"secret {SECRET}", **ALICE)
+    refusal = await slack.wait_for("response_url", lambda c: "Google refused" in _text(c),
+                                   timeout=10)
+    assert "Nothing was changed" in _text(refusal)
+
+
+async def test_a_refused_disable_is_said_and_can_be_clicked_again(
+        running_bot: RunningBot) -> None:
+    slack = running_bot.world.slack
+    card = await _card(running_bot)
+    await _click(running_bot, card, "rollback.confirm", BOB)
+    offer = await slack.wait_for("chat.postMessage", _posted(DISABLE), timeout=15)
+    running_bot.world.google.faults.inject(methods.DISABLE_SECRET_VERSION,
+                                           grpc.StatusCode.PERMISSION_DENIED)
+    await _click(running_bot, offer, DISABLE, BOB)
+    await slack.wait_for("chat.postMessage", _posted("Disable version 2 failed"), timeout=10)
+    assert _state(running_bot, "2") == "ENABLED"
+    await _click(running_bot, offer, DISABLE, "U0CAROL")  # another approver, later
+    await slack.wait_for("chat.postMessage", _posted("Disable version 2: done"), timeout=10)
+    assert _state(running_bot, "2") == "DISABLED"
