@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from bot.catalog_flags import FlagGroup, KillSwitchGroup
 from bot.masking import SECRET_ENV_PATTERNS_DEFAULT
 
 SLACK_ID = re.compile(r"^[UWS][A-Z0-9]{2,}$")  # user (U/W) or user group (S)
@@ -302,6 +303,20 @@ class Catalog(_Strict):
     services: dict[str, ServiceSection] = Field(min_length=1)
     runbook: RunbookSection = Field(default_factory=RunbookSection)
     masking: MaskingSection = Field(default_factory=MaskingSection)
+    flags: dict[str, FlagGroup] = Field(default_factory=dict)
+    killswitches: dict[str, KillSwitchGroup] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _switch_groups_name_known_services(self) -> Catalog:
+        for kind, groups in (("flags", self.flags), ("killswitches", self.killswitches)):
+            for name, group in groups.items():
+                if not re.fullmatch(r"[a-z][a-z0-9_-]{0,39}", name):
+                    raise ValueError(f"{kind}.{name}: use lowercase letters, digits, - or _")
+                unknown = [s for s in group.services if s not in self.services]
+                if unknown:
+                    raise ValueError(f"{kind}.{name}.services: {', '.join(unknown)} not in "
+                                     f"[services] ({', '.join(sorted(self.services))})")
+        return self
 
     @field_validator("services")
     @classmethod

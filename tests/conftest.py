@@ -135,3 +135,17 @@ async def app_database_url(postgres_url: str) -> AsyncIterator[str]:
             await conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
+
+
+@pytest_asyncio.fixture
+async def app_redis_url(redis_url: str) -> str:
+    """The *application's* Redis (its kill switches): another db of the same server,
+    apart from rollbot's own, emptied first."""
+    base = redis_url.rsplit("/", 1)[0] if redis_url.count("/") > 2 else redis_url
+    url = f"{base}/7"
+    client = aioredis.Redis.from_url(url)
+    try:
+        await client.flushdb()
+    finally:
+        await client.aclose()
+    return url
