@@ -16,6 +16,7 @@ from bot.intents import (
     HelpIntent,
     HistoryIntent,
     ListRevisionsIntent,
+    SecretIntent,
     VerifyIntent,
     parse_command,
 )
@@ -115,7 +116,7 @@ def test_fuzz_never_raises_always_intent_or_clear_error(text: str) -> None:
         assert result.problem and result.hint
     else:
         assert isinstance(result, HelpIntent | ListRevisionsIntent | HistoryIntent | ChangeIntent
-                          | VerifyIntent | EnvIntent | DiffIntent)
+                          | VerifyIntent | EnvIntent | DiffIntent | SecretIntent)
         if isinstance(result, ChangeIntent):
             request = result.request
             prefix = CATALOG.services[request.service].cloud_run_service + "-"
@@ -146,3 +147,24 @@ def test_every_kinds_usage_is_in_help_and_in_the_parsers_usage_text() -> None:
         assert line.syntax in error.hint
     for option in registry.options():
         assert option in help_text
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("secret API_SECRET_KEY", SecretIntent("API_SECRET_KEY")),
+    ("secret API_SECRET_KEY 5", SecretIntent("API_SECRET_KEY", "5")),
+    ("secret API_SECRET_KEY 5 --dry-run", SecretIntent("API_SECRET_KEY", "5", dry_run=True)),
+])
+def test_secret_words(text: str, expected: SecretIntent) -> None:
+    assert parse_command(text, CATALOG) == expected
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("secret", "takes a secret's name"),
+    ("secret API_SECRET_KEY latest", "not a version number"),
+    ("secret API_SECRET_KEY --dry-run", "needs a version"),
+    ("secret API_SECRET_KEY 5 --image v1", "does not go with `secret`"),
+    ("secret a/b 5", "not a secret name"),
+])
+def test_secret_bad_words(text: str, problem: str) -> None:
+    result = parse_command(text, CATALOG)
+    assert isinstance(result, CommandError) and problem in result.problem
