@@ -5,13 +5,28 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Protocol
 
-from bot.catalog import Catalog, ServiceSection
+from bot.catalog import Catalog
 
 log = logging.getLogger(__name__)
 
 GroupMembers = Callable[[str], Awaitable[list[str]]]
+
+
+class Rules(Protocol):
+    """Who may request and confirm: a catalog service's, or a flag or kill-switch
+    group's (bot/catalog_flags.py)."""
+
+    @property
+    def requesters(self) -> Sequence[str]: ...
+
+    @property
+    def approvers(self) -> Sequence[str]: ...
+
+    @property
+    def require_second_person(self) -> bool: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,14 +61,14 @@ def channel_allowed(catalog: Catalog, channel_name: str) -> Decision:
                            f"`{catalog.slack.incident_channel_pattern}`", "channel")
 
 
-async def may_request(service: ServiceSection, user_id: str, group_members: GroupMembers
+async def may_request(service: Rules, user_id: str, group_members: GroupMembers
                       ) -> Decision:
     if not service.requesters or await is_member(user_id, service.requesters, group_members):
         return ALLOW
     return Decision(False, "not in the service's requesters", "requester")
 
 
-async def may_confirm(service: ServiceSection, user_id: str, requested_by: str,
+async def may_confirm(service: Rules, user_id: str, requested_by: str,
                       group_members: GroupMembers) -> Decision:
     if service.require_second_person and user_id == requested_by:
         return Decision(False, "the requester cannot confirm their own rollback",
@@ -65,7 +80,7 @@ async def may_confirm(service: ServiceSection, user_id: str, requested_by: str,
     return ALLOW
 
 
-async def may_cancel(service: ServiceSection, user_id: str, requested_by: str,
+async def may_cancel(service: Rules, user_id: str, requested_by: str,
                      group_members: GroupMembers) -> Decision:
     """The requester may withdraw their request; approvers may turn it down."""
     if user_id == requested_by:

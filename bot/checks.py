@@ -19,6 +19,7 @@ class CheckKind(enum.StrEnum):
     HTTP = "http"  # status: its HTTP status (None: no answer)
     COMMAND = "command"  # status: the command's exit code
     CLOUD_RUN = "cloud_run"  # a read of the service: no status, all in detail
+    READ_BACK = "read_back"  # a store read back after a change (a flag, a kill switch)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,7 +38,7 @@ class CheckResult:
 def checked_the_service(results: Sequence[CheckResult]) -> bool:
     """Whether any result looked at the service itself: Cloud Run serving what was
     asked proves the traffic moved, not that the service works."""
-    return any(r.kind != CheckKind.CLOUD_RUN for r in results)
+    return any(r.kind not in (CheckKind.CLOUD_RUN, CheckKind.READ_BACK) for r in results)
 
 
 def all_passed(results: Sequence[CheckResult]) -> bool:

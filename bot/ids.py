@@ -13,6 +13,8 @@ class KindName(StrEnum):
     ENV = "env"
     GRADUAL = "gradual"
     SECRET = "secret"
+    FLAG = "flag"
+    KILL_SWITCH = "killswitch"
 
 
 class RevisionListAction(StrEnum):

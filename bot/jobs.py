@@ -17,7 +17,7 @@ import psycopg
 import psycopg_pool
 from procrastinate.jobs import Job
 
-from bot import config_views, history_view, revisions_view, secret_view
+from bot import config_views, history_view, revisions_view, secret_view, switch_views
 from bot.changes.kind import ChangeRequest
 from bot.deps import from_context
 from bot.ids import KindName
@@ -42,6 +42,7 @@ from bot.jobs_names import (
     SHOW_DIFF,
     SHOW_ENV,
     SHOW_SECRET,
+    SWITCHES,
     VERIFY,
     VERIFY_NOW,
 )
@@ -100,6 +101,11 @@ async def secret_job(context: procrastinate.JobContext, *, secret: str, version:
                      dry_run: bool, command: dict[str, str]) -> None:
     await secret_view.secret_command(from_context(context), secret, version, dry_run,
                                      SlashCommand(**command))
+
+
+async def switches_job(context: procrastinate.JobContext, *, intent: str,
+                       fields: dict[str, Any], command: dict[str, str]) -> None:
+    await switch_views.answer(from_context(context), intent, fields, SlashCommand(**command))
 
 
 async def show_diff_job(context: procrastinate.JobContext, *, service: str, revision: str,
@@ -202,6 +208,7 @@ TASKS: dict[str, tuple[Callable[..., Awaitable[Any]], str]] = {
     SHOW_ENV: (show_env_job, "interactive"),
     SHOW_DIFF: (show_diff_job, "interactive"),
     SHOW_SECRET: (secret_job, "interactive"),
+    SWITCHES: (switches_job, "interactive"),
     PROPOSE: (propose_job, "interactive"),
     CONFIRM: (confirm_job, "interactive"),
     CANCEL: (cancel_job, "interactive"),

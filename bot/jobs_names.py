@@ -18,6 +18,7 @@ SHOW_SECRET = "rollbot.secret"  # the versions, or a secret rollback's proposal
 FINAL_STEP = "rollbot.final_step"
 OVERRIDE_FORM = "rollbot.override_form"
 OVERRIDE = "rollbot.override"
+SWITCHES = "rollbot.switches"  # /flag and /killswitch after the ack
 SHOW_DIFF = "rollbot.show_diff"
 ROLLOUT_STEP = "rollbot.rollout_step"
 ROLLOUT_CONTROL = "rollbot.rollout_control"

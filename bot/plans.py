@@ -109,6 +109,8 @@ class Plan:
     remedy: dict[str, Any] | None = None
     # An approver's override of the blockers: {"by", "reason", "blockers"}.
     override: dict[str, Any] | None = None
+    # Confirmed by its requester at once, no card to click (a kill switch pulled on).
+    immediate: bool = False
 
     def __post_init__(self) -> None:
         # Plans stored before change kinds existed are traffic rollbacks: their
@@ -175,6 +177,7 @@ class Plan:
             "services": list(self.services),
             "remedy": self.remedy,
             "override": self.override,
+            "immediate": self.immediate,
         }
 
     @classmethod
@@ -204,6 +207,7 @@ class Plan:
             services=tuple(data.get("services", ())),
             remedy=data.get("remedy"),
             override=data.get("override"),
+            immediate=bool(data.get("immediate", False)),
         )
 
 

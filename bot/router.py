@@ -39,11 +39,13 @@ from bot.jobs_names import (
     SHOW_DIFF,
     SHOW_ENV,
     SHOW_SECRET,
+    SWITCHES,
     VERIFY_NOW,
 )
 from bot.messages import refusals
 from bot.messages.base import Message, ephemeral_error
 from bot.messages.help import help_message
+from bot.switch_intents import FlagChangeIntent, SwitchChangeIntent, SwitchIntent
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +150,27 @@ def follow_up_refusal(click: ButtonClick, catalog: Catalog) -> Message | None:
     if not catalog.is_incident_channel(click.channel_name):
         return refusals.not_incident_channel(catalog.slack.incident_channel_pattern)
     return None
+
+
+def switch_reply(intent: SwitchIntent | CommandError, catalog: Catalog,
+                 command: SlashCommand) -> Message | None:
+    """`/flag` and `/killswitch`: bad input, and changes outside incident channels
+    (lists and status work anywhere), answered on the ack."""
+    if isinstance(intent, CommandError):
+        return ephemeral_error(intent.problem, intent.hint)
+    changes = (isinstance(intent, FlagChangeIntent | SwitchChangeIntent)
+               and not intent.dry_run)
+    if changes and not authz.channel_allowed(catalog, command.channel_name).allowed:
+        return refusals.not_incident_channel(catalog.slack.incident_channel_pattern)
+    return None
+
+
+def hand_off_switch(deps: Deps, intent: SwitchIntent, command: SlashCommand,
+                    on_failure: OnFailure) -> None:
+    """The job that answers a `/flag` or `/killswitch` command."""
+    fields = dict(vars(intent))
+    deps.handoffs.hand_off(SWITCHES, on_failure=on_failure, intent=type(intent).__name__,
+                           fields=fields, command=command.as_job_args())
 
 
 def hand_off_override_form(deps: Deps, click: ButtonClick, on_failure: OnFailure) -> None:

@@ -21,6 +21,7 @@ from bot.plans import Plan, PlanError
 if TYPE_CHECKING:
     import datetime as dt
 
+    from bot.authz import Rules
     from bot.changes.model import Change
     from bot.changes.rollout import RolloutPolicy
     from bot.deps import Deps
@@ -217,3 +218,18 @@ class HeldStepKind(ChangeKind, Protocol):
 
 def held_step(kind: ChangeKind) -> HeldStepKind | None:
     return kind if isinstance(kind, HeldStepKind) else None
+
+
+@runtime_checkable
+class OwnRulesKind(ChangeKind, Protocol):
+    """A kind whose request and confirm rules are not a catalog service's (a flag or
+    kill-switch group's approvers)."""
+
+    def rules(self, catalog: Catalog, args: Mapping[str, Any]) -> tuple[str, Rules] | None:
+        """(what the rules belong to, e.g. "flag group app"; the rules), or None when
+        that is no longer in the catalog."""
+        ...
+
+
+def own_rules(kind: ChangeKind) -> OwnRulesKind | None:
+    return kind if isinstance(kind, OwnRulesKind) else None

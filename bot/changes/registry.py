@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from bot.changes.kind import ChangeKind, ChangeRequest, Usage
 from bot.changes.kinds.env import EnvKind
+from bot.changes.kinds.flag import FlagKind
 from bot.changes.kinds.gradual import GradualKind
 from bot.changes.kinds.image import ImageKind
+from bot.changes.kinds.killswitch import KillSwitchKind
 from bot.changes.kinds.secret import SecretKind
 from bot.changes.kinds.traffic import TrafficKind
 from bot.ids import KindName
@@ -17,7 +19,7 @@ from bot.ids import KindName
 # Gradual is never requested by itself (a traffic card offers it) and secret has its
 # own words (`/rollback secret …`, bot/intents.py): they parse nothing.
 KINDS: tuple[ChangeKind, ...] = (ImageKind(), EnvKind(), GradualKind(), SecretKind(),
-                                  TrafficKind())
+                                  FlagKind(), KillSwitchKind(), TrafficKind())
 
 _BY_NAME: dict[str, ChangeKind] = {kind.name: kind for kind in KINDS}
 

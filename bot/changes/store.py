@@ -211,6 +211,17 @@ class ChangeStore:
                 (subject, [s.value for s in ACTIVE_STATES]),
             )
 
+    async def active_touching(self, service: str) -> Change | None:
+        """An active change that touches `service` though it holds another subject (a
+        secret pinned in several services: its plan lists them)."""
+        async with self._conn(None) as c:
+            return await self._one(
+                c,
+                "SELECT * FROM changes WHERE state = ANY(%s) AND plan->'services' ? %s"
+                " ORDER BY id LIMIT 1",
+                ([s.value for s in ACTIVE_STATES], service),
+            )
+
     async def transition(
         self,
         change_id: int,
@@ -288,6 +299,17 @@ class ChangeStore:
                 "SELECT * FROM changes WHERE service = %s"
                 " ORDER BY created_at DESC, id DESC LIMIT %s",
                 (service, limit),
+            )
+
+    async def history_of_subjects(self, subjects: list[str],
+                                  limit: int = 10) -> list[Change]:
+        """The changes of these subjects (a flag in its groups), newest first."""
+        async with self._conn(None) as c:
+            return await self._many(
+                c,
+                "SELECT * FROM changes WHERE subject = ANY(%s)"
+                " ORDER BY created_at DESC, id DESC LIMIT %s",
+                (subjects, limit),
             )
 
     async def expire_proposals(

@@ -85,11 +85,13 @@ def state_emoji(rollback: Change) -> str:
     }.get(rollback.state, "•")
 
 
-def status_line(rollback: Change, *, blocked: bool = False) -> str:
+def status_line(rollback: Change, *, blocked: bool = False, immediate: bool = False) -> str:
     """One line saying where the rollback stands and who did what."""
     requester = user_mention(rollback.requested_by) if rollback.requested_by else None
     asked = f"Requested by {requester}" if requester else "Requested"
     if rollback.state == State.PROPOSED:
+        if immediate:
+            return f"{asked} · one person may: going ahead now"
         if blocked:
             return f"{asked} · ⛔ blocked, cannot be confirmed"
         return f"{asked} · needs confirmation from a second person"
@@ -272,7 +274,7 @@ def plan_card(
 
     status: str | None = None
     if change is not None:
-        status = status_line(change, blocked=plan.blocked)
+        status = status_line(change, blocked=plan.blocked, immediate=plan.immediate)
     elif dry_run:
         status = ("Dry run: nothing was changed. Run the same command without `--dry-run` "
                   "to propose it.")
@@ -284,7 +286,8 @@ def plan_card(
         blocks.append(context(clip(esc(final_note))))  # plain text, maybe from outside
     blocks.extend(running)
 
-    if change is not None and change.state == State.PROPOSED and not dry_run:
+    if (change is not None and change.state == State.PROPOSED and not dry_run
+            and not plan.immediate):
         blocks.append(ActionsBlock(
             elements=_blocked_buttons(plan, change) if plan.blocked else _buttons(plan, change),
             block_id=plan_actions_block_id(change.kind, change.subject)))

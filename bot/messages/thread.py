@@ -189,14 +189,20 @@ def verdict_message(
     serves = traffic_mrkdwn(after) if after else (plan.will_serve
                                                   or traffic_mrkdwn(plan.target_traffic))
     who = context(clip(f"#{rollback.id} · {people(rollback)}"))
+    # A Cloud Run change says what the service serves; another (a flag) says its state.
+    now = f"{rollback.service} serves {serves}" if plan.cloud_run_service else serves
     if error is None and not failed:
         if checked_the_service(results):
-            head = (f"✅ *Rollback verified* — {rollback.service} serves {serves} · "
+            head = (f"✅ *Rollback verified* — {now} · "
                     f"{len(results)}/{len(results)} checks passed")
             text = f"✅ Rollback verified: {plan.headline}"
+        elif not plan.cloud_run_service:
+            head = (f"⚠️ *Changed, nothing verified* — {now}, read back; no service's "
+                    "checks follow this change: verify by hand")
+            text = f"⚠️ {plan.headline}: done and read back; no service's checks follow it"
         else:
-            head = (f"⚠️ *Changed, nothing verified* — {rollback.service} serves "
-                    f"{serves}; no checks configured: verify by hand")
+            head = (f"⚠️ *Changed, nothing verified* — {now}; no checks configured: "
+                    "verify by hand")
             text = (f"⚠️ Rollback of {plan.headline} done; "
                     "no checks configured: verify by hand")
         blocks: list[Block] = [mrkdwn_section(clip(head))]
@@ -217,10 +223,13 @@ def verdict_message(
     if failed:
         lines = "\n".join(_check_texts(r)[0] for r in failed[:20])
         blocks.append(mrkdwn_section(clip(lines)))
-    traffic = (f"Cloud Run serves: {traffic_mrkdwn(after)}"
-               if after else "Traffic now: unknown (check with gcloud)")
-    blocks.append(context(clip(
-        f"{traffic} · before: {traffic_mrkdwn(_traffic(rollback, 'before'))}")))
+    if plan.cloud_run_service:
+        traffic = (f"Cloud Run serves: {traffic_mrkdwn(after)}"
+                   if after else "Traffic now: unknown (check with gcloud)")
+        blocks.append(context(clip(
+            f"{traffic} · before: {traffic_mrkdwn(_traffic(rollback, 'before'))}")))
+    else:
+        blocks.append(context(clip(f"Asked for: {serves} · see the read-back above")))
     next_steps = f"*Next: {STOP}*"
     if runbook.restrictions:
         stops = "\n".join(f"• {esc(item)}" for item in runbook.restrictions)

@@ -43,6 +43,8 @@ async def take_baseline(deps: Deps, change_id: int) -> None:
     rollback = await deps.changes.get(change_id)
     if rollback is None or rollback.state not in (State.PROPOSED, State.CONFIRMED):
         return  # too late: the traffic already moved, a "baseline" now would mislead
+    if rollback.service not in deps.catalog.services:
+        return  # a change of no service (a flag group without services): nothing to measure
     baseline = await measure(deps, rollback.service, "baseline", since=None)
     # Two scrapes take seconds: if the traffic began to move meanwhile, this
     # "baseline" mixes before and after, and comparing with it would mislead.
@@ -70,7 +72,7 @@ async def await_baseline(deps: Deps, change: Change) -> tuple[Change, str | None
     """The baseline comes first: a Confirm clicked before it is measured waits for it,
     up to the service's `baseline_wait_seconds`. The change (re-read once there is a
     baseline) and, when it goes on without one, why (for the thread)."""
-    if change.baseline is not None:
+    if change.baseline is not None or change.service not in deps.catalog.services:
         return change, None  # the usual case: no query on the way to the change
     limit = deps.catalog.services[change.service].verification.baseline_wait_seconds
     loop = asyncio.get_running_loop()
@@ -94,6 +96,8 @@ async def await_baseline(deps: Deps, change: Change) -> tuple[Change, str | None
 
 async def schedule(deps: Deps, rollback: Change, changed_at: dt.datetime) -> None:
     """Defer one analysis job per configured time after the traffic change."""
+    if rollback.service not in deps.catalog.services:
+        return  # no service to measure
     policy = deps.catalog.services[rollback.service].verification
     for index, offset in enumerate(policy.measure_after_seconds):
         await deps.jobs.configure_task(
@@ -108,6 +112,8 @@ async def analyse(deps: Deps, change_id: int, index: int, changed_at: str) -> No
         return
     if any(m.get("index") == index for m in rollback.analysis):
         return  # a retried job: this measurement is already posted
+    if rollback.service not in deps.catalog.services:
+        return
     policy = deps.catalog.services[rollback.service].verification
     offsets = policy.measure_after_seconds
     label = offset_label(offsets[index]) if index < len(offsets) else f"#{index + 1}"

@@ -26,6 +26,7 @@ from bot.metrics import record_rollback_outcome
 from bot.plans import Plan
 from bot.workflow import execute, recovery
 from bot.workflow.posting import ChangeView, refresh_card
+from bot.workflow.rules import rules_of_change
 
 log = logging.getLogger(__name__)
 
@@ -40,18 +41,16 @@ async def _load(deps: Deps, click: ButtonClick, change_id: int | None) -> Change
 
 
 async def _deny(deps: Deps, click: ButtonClick, change: Change, action: str,
-                decision: authz.Decision) -> None:
+                decision: authz.Decision, label: str, rules: authz.Rules) -> None:
     await deps.audit.record(actor=click.user_id, action=action, service=change.service,
                             change_id=change.id, outcome="denied",
                             details={"reason": decision.reason})
-    service = deps.catalog.services[change.service]
     if decision.code == "second_person":
         message = refusals.needs_second_person()
     elif action == "cancel":
-        message = refusals.cannot_cancel(change.service, change.requested_by,
-                                         list(service.approvers))
+        message = refusals.cannot_cancel(label, change.requested_by, list(rules.approvers))
     else:
-        message = refusals.not_an_approver(change.service, list(service.approvers))
+        message = refusals.not_an_approver(label, list(rules.approvers))
     await deps.slack.respond(click.response_url, message)
 
 
@@ -87,7 +86,7 @@ async def confirm(deps: Deps, click: ButtonClick, change_id: int | None, *,
             # "already handled" to the clicker; carry it on unless another job does.
             await recovery.resume_inline(deps, change, job_id=job_id)
             return
-        if change.state != State.PROPOSED or change.service not in deps.catalog.services:
+        if change.state != State.PROPOSED or rules_of_change(deps.catalog, change) is None:
             await _decide(deps, click, change, confirm=True)  # tells the clicker why not
             return
         # Straight on to the change, in this job: the kind's first read runs while the
@@ -112,22 +111,6 @@ async def cancel(deps: Deps, click: ButtonClick, change_id: int | None) -> None:
         await refresh_card(deps, decided, final_note="Nothing was changed.")
 
 
-async def _authorized(deps: Deps, click: ButtonClick, change: Change, plan: Plan,
-                      confirm: bool) -> authz.Decision:
-    """Confirm's (or Cancel's) rules in every service the change touches."""
-    authorize = authz.may_confirm if confirm else authz.may_cancel
-    for name in plan.touched:
-        service = deps.catalog.services.get(name)
-        if service is None:
-            return authz.Decision(False, f"service {name} is no longer in the catalog",
-                                  "approver")
-        decision = await authorize(service, click.user_id, change.requested_by,
-                                   partial(group_members, deps))
-        if not decision.allowed:
-            return decision
-    return authz.ALLOW
-
-
 def _confirmed_as(change: Change, run_as: str | None) -> str | None:
     """The kind a Confirm makes the change: the plan's own, or one it offers."""
     plan = Plan.from_json(change.plan)
@@ -149,10 +132,11 @@ async def _decide(deps: Deps, click: ButtonClick, change: Change, *,
             "This plan does not offer that way of running it.",
             "Use the plan card's Confirm button. Nothing was changed."))
         return None
-    service = deps.catalog.services.get(change.service)
-    if service is None:
+    rules = rules_of_change(deps.catalog, change)
+    if rules is None:
         await deps.slack.respond(click.response_url, ephemeral_error(
-            f"Service `{change.service}` is no longer in the catalog.", "Nothing was changed."))
+            f"`{change.service or change.subject}` is no longer in the catalog.",
+            "Nothing was changed."))
         return None
     plan = Plan.from_json(change.plan)
     if confirm and plan.blocked:
@@ -162,10 +146,13 @@ async def _decide(deps: Deps, click: ButtonClick, change: Change, *,
                                          "blockers": [b.text for b in plan.blockers]})
         await deps.slack.respond(click.response_url, refusals.blocked(plan))
         return None
-    decision = await _authorized(deps, click, change, plan, confirm)
-    if not decision.allowed:
-        await _deny(deps, click, change, action, decision)
-        return None
+    authorize = authz.may_confirm if confirm else authz.may_cancel
+    for label, each in rules:
+        decision = await authorize(each, click.user_id, change.requested_by,
+                                   partial(group_members, deps))
+        if not decision.allowed:
+            await _deny(deps, click, change, action, decision, label, each)
+            return None
     new_state, by = ((State.CONFIRMED, {"confirmed_by": click.user_id, "kind": kind})
                      if confirm else (State.CANCELLED, {"cancelled_by": click.user_id}))
     async with deps.pool.connection() as conn, conn.transaction():

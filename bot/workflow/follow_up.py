@@ -14,11 +14,12 @@ from bot.inbound import ButtonClick, SlashCommand
 from bot.messages.base import ephemeral_error
 from bot.plans import Plan
 from bot.workflow import propose
+from bot.workflow.rules import rules_of_change
 
 
 async def follow_up(deps: Deps, click: ButtonClick, change_id: int | None) -> None:
     change = await deps.changes.get(change_id) if change_id is not None else None
-    if change is None or change.service not in deps.catalog.services:
+    if change is None or rules_of_change(deps.catalog, change) is None:
         await deps.slack.respond(click.response_url, ephemeral_error(
             "That button is out of date: rollbot has no such change.",
             "Start again with `/rollback <service> <revision>`."))

@@ -20,9 +20,9 @@ from bot.inbound import ButtonClick
 from bot.messages import refusals
 from bot.messages.base import ephemeral_error
 from bot.messages.held_step import held_step_done, held_step_failed, held_step_offer
-from bot.plans import Plan
 from bot.workflow.posting import ChangeView, in_thread
 from bot.workflow.rollout_moves import locked
+from bot.workflow.rules import rules_of_change
 from integrations.google_retry import GoogleCallError
 
 log = logging.getLogger(__name__)
@@ -59,10 +59,12 @@ async def _checks(deps: Deps, change: Change) -> list[CheckResult]:
 
 
 async def _allowed(deps: Deps, click: ButtonClick, change: Change) -> bool:
-    for name in Plan.from_json(change.plan).touched:
-        service = deps.catalog.services.get(name)
-        if service is None:
-            continue
+    rules = rules_of_change(deps.catalog, change)
+    if rules is None:
+        await deps.slack.respond(click.response_url, ephemeral_error(
+            f"`{change.service}` is no longer in the catalog.", "Nothing was changed."))
+        return False
+    for name, service in rules:
         decision = await authz.may_confirm(service, click.user_id, change.requested_by,
                                            partial(group_members, deps))
         if not decision.allowed:

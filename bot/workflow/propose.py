@@ -25,6 +25,8 @@ from bot.messages import refusals
 from bot.messages.base import ephemeral_error
 from bot.messages.plan import plan_card
 from bot.plans import Plan, PlanError
+from bot.workflow import one_person
+from bot.workflow.rules import rules_for
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +37,7 @@ async def propose(deps: Deps, request: ChangeRequest, command: SlashCommand) -> 
     if await _repeated(deps, command):
         log.info("dropping repeated delivery of command %s", command.trigger_id)
         return
-    service = deps.catalog.services[request.service]
-    decision = await authz.may_request(service, command.user_id, partial(group_members, deps))
-    if not decision.allowed:
-        await deps.audit.record(actor=command.user_id, action="propose",
-                                service=request.service, outcome="denied",
-                                details={"reason": decision.reason})
-        await deps.slack.respond(command.response_url, refusals.not_a_requester(
-            request.service, service.requesters))
+    if not await _may_request(deps, request, command):
         return
     # Every kind so far changes one service: its subject. The unique index met when
     # the change is created stays the guard against two requests racing.
@@ -63,6 +58,27 @@ async def propose(deps: Deps, request: ChangeRequest, command: SlashCommand) -> 
         await _preview(deps, kind, planned, request, command)
         return
     await _open_proposal(deps, planned, request, command)
+
+
+async def _may_request(deps: Deps, request: ChangeRequest, command: SlashCommand) -> bool:
+    """The requester rules of the service (or the kind's own group); said if not."""
+    rules = rules_for(deps.catalog, request.kind, request.service, request.args)
+    if rules is None:
+        await deps.slack.respond(command.response_url, ephemeral_error(
+            f"`{request.service or request.subject}` is not in the catalog.",
+            "Nothing was changed."))
+        return False
+    for label, each in rules:
+        decision = await authz.may_request(each, command.user_id,
+                                           partial(group_members, deps))
+        if not decision.allowed:
+            await deps.audit.record(actor=command.user_id, action="propose",
+                                    service=request.service, outcome="denied",
+                                    details={"reason": decision.reason})
+            await deps.slack.respond(command.response_url, refusals.not_a_requester(
+                label, list(each.requesters)))
+            return False
+    return True
 
 
 async def _others_allowed(deps: Deps, request: ChangeRequest, plan: Plan,
@@ -123,7 +139,8 @@ async def _refused_as_busy(deps: Deps, service: str, command: SlashCommand) -> b
     """One rollback per service at a time: say so at once, before reading Cloud
     Run for a plan nobody could confirm. (The partial unique index, met in
     _open_proposal, stays the guard against two requests racing.)"""
-    active = await deps.changes.active_for(service)
+    active = (await deps.changes.active_for(service)
+              or await deps.changes.active_touching(service))
     if active is None:
         return False
     age = (dt.datetime.now(dt.UTC) - active.created_at).total_seconds()
@@ -189,4 +206,6 @@ async def _open_proposal(deps: Deps, planned: PlannedChange, request: ChangeRequ
             "Invite rollbot to the channel (`/invite @rollbot`) and try again. "
             "Nothing was changed."))
         return
-    await deps.changes.set_fields(change.id, card_ts=card_ts)
+    posted = await deps.changes.set_fields(change.id, card_ts=card_ts)
+    if plan.immediate and posted is not None:
+        await one_person.confirm_own(deps, posted)

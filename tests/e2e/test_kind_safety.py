@@ -23,6 +23,8 @@ KINDS = {
     "traffic": ("api 00014-def", "medicalcor-api-00014-def"),
     "image": ("api --image v1.2.2", None),
     "env": ("env api LOG_LEVEL=info", None),
+    # pins api to version 1 (a new revision), after enabling it
+    "secret": ("secret API_SECRET_KEY 1", None),
 }
 
 

@@ -185,11 +185,33 @@ async def _one(deps: Deps, change: Change, step: dict[str, Any]) -> str | None:
     return None
 
 
+async def _preflight(deps: Deps, change: Change, plan_steps: list[dict[str, Any]]) -> None:
+    """Before step 1: has any service to pin moved since the plan (another deploy)?
+    Then nothing is changed at all (PlanDrift), not even the enable."""
+    for step in plan_steps:
+        if step["op"] != "pin":
+            continue
+        sub = _service_change(change, step["service"])
+        snapshot = await deps.cloud_run.read_service(*common.spec_service(sub))
+        if snapshot.template.revision == f"{sub.spec['cloud_run_service']}-rb-{change.id}":
+            continue  # pinned already by this change (resumed after a restart)
+        moved = common.drift(sub, snapshot, template=True)
+        if moved:
+            raise PlanDrift(f"{step['service']}: {moved}")
+
+
 async def run(deps: Deps, change: Change) -> Applied:
     """Every step in order, each said in the thread; the first failure stops there and
     says what was done, what failed and what was not done."""
     began = time.monotonic()
     plan_steps: list[dict[str, Any]] = list(change.spec["steps"])
+    try:
+        await _preflight(deps, change, plan_steps)
+    except GoogleCallError as exc:
+        raise ChangeFailed(f"Cloud Run could not be read: {exc.message}", report=steps_failed(
+            str(change.spec["secret"]), [], "read the services before step 1", exc.message,
+            [_say(s, str(change.spec["secret"])) for s in plan_steps]),
+            unchanged=True) from exc
     secret = str(change.spec["secret"])
     done: list[dict[str, Any]] = []
     revisions: dict[str, str] = {}
