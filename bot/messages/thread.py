@@ -42,7 +42,8 @@ def announcement(change: Change) -> Message:
     the runbook's announcement, in the words of the change's plan."""
     plan = _plan(change)
     how = f" gradually: {plan.staged}" if plan.staged and change.kind != plan.kind else ""
-    text = f"Initiating {plan.action}{how} ({people(change)})"
+    text = (f"Initiating {plan.action}{how} ({people(change)})" if plan.cloud_run_service
+            else f"{plan.action[:1].upper()}{plan.action[1:]} ({people(change)})")
     if change.spec.get("undo_of"):
         text += f" · this undoes #{change.spec['undo_of']}"
     return _message(text)

@@ -1,0 +1,239 @@
+"""Feature flags and kill switches from the channel, end to end: the application's
+flags table (real Postgres, its own database), its admin API (the emulator) and its
+kill switches (real Redis, another db), apart from rollbot's own stores."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+import psycopg
+import pytest
+import pytest_asyncio
+from redis.asyncio import Redis
+
+from bot.changes.model import Change, State
+from integrations.emulators.app_world import AppWorld, catalog_groups
+from integrations.emulators.launcher import DEMO_APPROVERS, EmulatedWorld
+from integrations.emulators.slack import SlackCall
+from integrations.emulators.world import default_world
+from tests.e2e.conftest import RunningBot, start_bot
+
+ALICE = {"user_id": "U0ALICE", "channel_id": "C0INCIDENT", "channel_name": "inc-api-outage"}
+BOB = "U0BOB"
+
+
+def _text(call: SlackCall) -> str:
+    return str(call.args.get("text", "")) + json.dumps(call.args.get("blocks", []),
+                                                       ensure_ascii=False)
+
+
+@pytest_asyncio.fixture
+async def app(postgres_url: str, redis_url: str) -> AsyncIterator[AppWorld]:
+    world = await AppWorld.start(postgres_url, redis_url)
+    yield world
+    await world.stop()
+
+
+@pytest_asyncio.fixture
+async def bot(database_url: str, fresh_redis_url: str, app: AppWorld,
+              monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[RunningBot]:
+    for name, value in app.env().items():
+        monkeypatch.setenv(name, value)
+    world = await EmulatedWorld.start(world=default_world(), operation_delay=0.02,
+                                      verification_window=1.5, verification_interval=0.2,
+                                      measure_after=(0.0,))
+    with world.catalog_path.open("a", encoding="utf-8") as catalog:
+        catalog.write("\n" + catalog_groups(DEMO_APPROVERS))
+    running = await start_bot(world, database_url, fresh_redis_url)
+    yield running
+    await running.stop()
+    await world.stop()
+
+
+async def _say(bot: RunningBot, command: str, text: str, expect: str,
+               method: str = "response_url", user: dict[str, str] = ALICE) -> SlackCall:
+    slack = bot.world.slack
+    ack = await slack.send_command(bot.events_url, text, command=command, **user)
+    if expect in ack.body:
+        return SlackCall("ack", {"text": ack.body}, {}, 0.0, ack.status)
+    return await slack.wait_for(method, lambda c: c.http_status == 200 and expect in _text(c),
+                                timeout=10)
+
+
+async def _click(bot: RunningBot, card: SlackCall, action: str, user: str) -> None:
+    result = await bot.world.slack.click(bot.events_url, action_id=action, user_id=user,
+                                         channel_id="C0INCIDENT",
+                                         message_ts=card.response["ts"])
+    assert result.status == 200
+
+
+async def _flag(app: AppWorld, name: str) -> bool:
+    async with await psycopg.AsyncConnection.connect(app.database_url) as conn:
+        row = await (await conn.execute("SELECT enabled FROM feature_flags WHERE name = %s",
+                                        (name,))).fetchone()
+    assert row is not None
+    return bool(row[0])
+
+
+async def _switch(app: AppWorld, name: str) -> str | None:
+    client = Redis.from_url(app.redis_url, decode_responses=True)
+    try:
+        return await client.get(f"kill_switch:{name}")
+    finally:
+        await client.aclose()
+
+
+async def _finished(bot: RunningBot, subject: str, within: float = 15) -> Change:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        [change] = (await bot.runtime.deps.changes.history_of_subjects([subject], 1)) or [None]
+        if change is not None and change.state in (State.SUCCEEDED, State.FAILED):
+            return change
+        assert loop.time() < deadline, change
+        await asyncio.sleep(0.05)
+
+
+async def test_flag_list_reads_every_group(bot: RunningBot) -> None:
+    listed = _text(await _say(bot, "/flag", "list", "Feature flags"))
+    assert "🟢 on · `new-scoring-model` · app" in listed
+    assert "⚪ off · `ai-triage` · app" in listed
+    assert "🟢 on · `remote-ranking` · remote" in listed
+    filtered = _text(await _say(bot, "/flag", "list triage", "matching"))
+    assert "ai-triage" in filtered and "new-scoring-model" not in filtered
+
+
+async def test_flag_off_with_two_people_checks_and_undo(bot: RunningBot,
+                                                        app: AppWorld) -> None:
+    slack = bot.world.slack
+    card = await _say(bot, "/flag", "off new-scoring-model", "Rollback plan",
+                      method="chat.postMessage")
+    assert "Flag `new-scoring-model` (app): on → off · checks: api" in _text(card)
+    await _click(bot, card, "rollback.confirm", ALICE["user_id"])
+    await slack.wait_for("response_url", lambda c: "second person" in _text(c), timeout=10)
+    assert await _flag(app, "new-scoring-model") is True
+    await _click(bot, card, "rollback.confirm", BOB)
+    announced = await slack.wait_for("chat.postMessage", lambda c: "Turning flag" in _text(c),
+                                     timeout=10)
+    assert "requested by <@U0ALICE>, confirmed by <@U0BOB>" in _text(announced)
+    done = await _finished(bot, "flag:app/new-scoring-model")
+    # api's checks passed; the deep analysis may then call it degraded (few requests)
+    assert done.state == State.SUCCEEDED and done.verdict in ("verified", "degraded"), done
+    verified = [e for e in await bot.runtime.deps.audit.for_change(done.id)
+                if e.action == "verified"]
+    names = {c["name"] for c in verified[0].details["checks"]}
+    assert {"read-back", "health", "ready"} <= names
+    assert await _flag(app, "new-scoring-model") is False
+    events = [e.action for e in await bot.runtime.deps.audit.for_change(done.id)]
+    assert "flag_change_started" in events and "flag_changed" in events
+
+    undo_card = await slack.wait_for("chat.update", lambda c: "change.undo" in _text(c)
+                                     and c.args.get("ts") == card.response["ts"], timeout=10)
+    await slack.click(bot.events_url, action_id="change.undo", user_id="U0ALICE",
+                      channel_id="C0INCIDENT", message_ts=undo_card.args["ts"])
+    back = await slack.wait_for("chat.postMessage", lambda c: "off → on" in _text(c),
+                                timeout=10)
+    await _click(bot, back, "rollback.confirm", BOB)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while not await _flag(app, "new-scoring-model"):
+        assert loop.time() < deadline, "the undo did not turn the flag back on"
+        await asyncio.sleep(0.05)
+    history = _text(await _say(bot, "/flag", "history new-scoring-model", "flag new-scoring"))
+    assert history.count("new-scoring-model") >= 2
+
+
+async def test_a_flag_behind_the_admin_api_with_no_services(bot: RunningBot,
+                                                            app: AppWorld) -> None:
+    card = await _say(bot, "/flag", "off remote-ranking", "Rollback plan",
+                      method="chat.postMessage")
+    assert "checks: none (the read-back alone)" in _text(card)
+    await _click(bot, card, "rollback.confirm", BOB)
+    done = await _finished(bot, "flag:remote/remote-ranking")
+    assert done.state == State.SUCCEEDED and app.api.flags["remote-ranking"] is False
+    verdict = await bot.world.slack.wait_for(
+        "chat.postMessage", lambda c: "no service's checks follow" in _text(c), timeout=10)
+    assert "read back" in _text(verdict)
+
+
+async def test_an_api_outage_at_confirm_changes_nothing_and_says_so(
+        bot: RunningBot, app: AppWorld) -> None:
+    card = await _say(bot, "/flag", "off remote-ranking", "Rollback plan",
+                      method="chat.postMessage")
+    app.api.inject(503, count=6)
+    await _click(bot, card, "rollback.confirm", BOB)
+    done = await _finished(bot, "flag:remote/remote-ranking")
+    assert done.state == State.FAILED and "unreachable" in (done.error or "")
+    await bot.world.slack.wait_for("chat.postMessage",
+                                   lambda c: "Nothing was changed" in _text(c), timeout=10)
+    assert app.api.flags["remote-ranking"] is True
+
+
+async def test_unknown_names_and_bad_input_say_what_is_valid(bot: RunningBot) -> None:
+    unknown = _text(await _say(bot, "/flag", "off new-scoring", "Unknown flag"))
+    assert "`new-scoring-model`" in unknown
+    switch = _text(await _say(bot, "/killswitch", "ai_scorin on", "Unknown kill switch"))
+    assert "`ai_scoring`" in switch
+    assert "needs a command" in _text(await _say(bot, "/flag", "", "needs a command"))
+    elsewhere = await bot.world.slack.send_command(
+        bot.events_url, "off ai-triage", command="/flag", user_id="U0ALICE",
+        channel_id="C0GENERAL", channel_name="general")
+    assert "incident channels" in elsewhere.body
+    listed = await bot.world.slack.send_command(
+        bot.events_url, "list", command="/killswitch", user_id="U0ALICE",
+        channel_id="C0GENERAL", channel_name="general")
+    assert listed.status == 200 and not listed.body.strip()  # lists work anywhere
+
+
+async def test_a_kill_switch_on_by_one_person_off_by_two(bot: RunningBot,
+                                                        app: AppWorld) -> None:
+    slack = bot.world.slack
+    await _say(bot, "/killswitch", "ai_scoring on", "Kill switch `ai_scoring` (app): off → on",
+               method="chat.postMessage")
+    announced = await slack.wait_for("chat.postMessage",
+                                     lambda c: "Turning kill switch" in _text(c), timeout=10)
+    assert "requested by <@U0ALICE>, confirmed by <@U0ALICE>" in _text(announced)
+    done = await _finished(bot, "killswitch:app/ai_scoring")
+    assert done.state == State.SUCCEEDED, done.error
+    assert await _switch(app, "ai_scoring") == "true"
+    confirm = [e for e in await bot.runtime.deps.audit.for_change(done.id)
+               if e.action == "confirm"]
+    assert confirm[0].actor == "U0ALICE" and confirm[0].details["one_person"] is True
+
+    card = await _say(bot, "/killswitch", "ai_scoring off", "(app): on → off",
+                      method="chat.postMessage")
+    await _click(bot, card, "rollback.confirm", ALICE["user_id"])
+    await slack.wait_for("response_url", lambda c: "second person" in _text(c), timeout=10)
+    assert await _switch(app, "ai_scoring") == "true"
+    await _click(bot, card, "rollback.confirm", BOB)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while await _switch(app, "ai_scoring") is not None:
+        assert loop.time() < deadline, "the switch was not released"
+        await asyncio.sleep(0.05)
+
+
+async def test_list_scans_and_status_shows_the_raw_value(bot: RunningBot,
+                                                         app: AppWorld) -> None:
+    client = Redis.from_url(app.redis_url, decode_responses=True)
+    try:
+        await client.set("kill_switch:payments", "yes")
+        await client.set("kill_switch:legacy_export", "0")
+    finally:
+        await client.aclose()
+    listed = _text(await _say(bot, "/killswitch", "list", "Kill switches"))
+    assert "🔴 ON · `payments`" in listed and "⚪ off · `ai_scoring`" in listed
+    assert "`legacy_export` · app · not in the catalog" in listed
+    status = _text(await _say(bot, "/killswitch", "payments status", "kill_switch:payments"))
+    assert "🔴 ON" in status and "`yes`" in status
+
+
+async def test_an_unreachable_redis_changes_nothing_and_says_so(
+        bot: RunningBot, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("APP_REDIS_URL", "redis://127.0.0.1:1/1")
+    refused = _text(await _say(bot, "/killswitch", "ai_scoring on", "Couldn't read"))
+    assert "Nothing was changed" in refused
+    assert await bot.runtime.deps.changes.history_of_subjects(["killswitch:app/ai_scoring"]) \
+        == []
