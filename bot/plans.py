@@ -111,6 +111,9 @@ class Plan:
     override: dict[str, Any] | None = None
     # Confirmed by its requester at once, no card to click (a kill switch pulled on).
     immediate: bool = False
+    # Services whose checks follow the change though it does not change them (a flag
+    # group's): they hold no slot and set no rules.
+    verifies: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         # Plans stored before change kinds existed are traffic rollbacks: their
@@ -151,6 +154,11 @@ class Plan:
         """The catalog services whose rules and checks apply to the change."""
         return self.services or (self.service,)
 
+    @property
+    def checked(self) -> tuple[str, ...]:
+        """The catalog services whose checks verify the change."""
+        return self.services or self.verifies or (self.service,)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
@@ -178,6 +186,7 @@ class Plan:
             "remedy": self.remedy,
             "override": self.override,
             "immediate": self.immediate,
+            "verifies": list(self.verifies),
         }
 
     @classmethod
@@ -208,6 +217,7 @@ class Plan:
             remedy=data.get("remedy"),
             override=data.get("override"),
             immediate=bool(data.get("immediate", False)),
+            verifies=tuple(data.get("verifies", ())),
         )
 
 

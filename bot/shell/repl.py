@@ -24,7 +24,7 @@ from bot.shell.session import CHANNEL_ID, CHANNEL_NAME, ShellSession
 
 DEFAULT_USER = "U0ALICE"
 WAIT_DEFAULT_SECONDS = 30.0
-_COMMAND = re.compile(r"^/?rollback\b\s*", re.I)
+_COMMAND = re.compile(r"^/?(rollback|flag|killswitch)\b\s*", re.I)
 
 HELP = """\
 Type what you would type in Slack; everything goes to rollbot as a signed slash
@@ -34,6 +34,7 @@ command from the current user in #{channel}:
   /rollback api 00014-def      propose a rollback: a plan card, a teammate confirms
   /rollback api 00014-def --dry-run · /rollback history api
   /rollback api 00014-def --gradual   50% first, analysed, then 100% (Pause/Abort/Promote)
+  /flag list · /flag off new-scoring-model · /killswitch list · /killswitch ai_scoring on
   ("rollback api" and plain "api 00014-def" work too)
   1, 2, …                      click that button of the latest message with buttons
 Shell commands:
@@ -217,11 +218,14 @@ class Shell:
                 f"⏱ :wait timed out after {timeout:g} s: rollbot never said {text!r}"))
 
     async def _command(self, line: str) -> None:
-        if line.startswith("/") and not _COMMAND.match(line):
-            self.transcript.note("only /rollback is installed in this workspace")
+        found = _COMMAND.match(line)
+        if line.startswith("/") and not found:
+            self.transcript.note("only /rollback, /flag and /killswitch are installed in "
+                                 "this workspace")
             return
+        command = f"/{found.group(1).lower()}" if found else "/rollback"
         text = _COMMAND.sub("", line, count=1)
-        result = await self.session.send_command(text, user_id=self.user_id)
+        result = await self.session.send_command(text, user_id=self.user_id, command=command)
         self.follower.show_ack(result, channel_id=CHANNEL_ID, user_id=self.user_id)
 
     async def _click(self, number: int) -> None:

@@ -77,9 +77,10 @@ class ShellSession:
             finally:
                 await _stop_world(self.world, self._own_stores)
 
-    async def send_command(self, text: str, *, user_id: str) -> DeliveryResult:
+    async def send_command(self, text: str, *, user_id: str,
+                           command: str = "/rollback") -> DeliveryResult:
         return await self.world.slack.send_command(
-            self.events_url, text, user_id=user_id, channel_id=CHANNEL_ID)
+            self.events_url, text, user_id=user_id, channel_id=CHANNEL_ID, command=command)
 
     async def click(self, choice: Choice, *, user_id: str) -> DeliveryResult:
         return await self.world.slack.click(
@@ -135,6 +136,13 @@ async def _start_world(keep: bool) -> tuple[EmulatedWorld, str, list[Store]]:
         await _stop_stores(own)
         raise
     world.database_url, world.redis_url = database_url, redis_url
+    try:
+        app = await world.start_app(database_url, redis_url)
+    except BaseException:
+        await _stop_world(world, own)
+        raise
+    # The bot runs in this process: the catalog's groups read these variables here.
+    os.environ.update(app.env())
     return world, stores, own
 
 

@@ -20,6 +20,7 @@ from bot.jobs_names import ANALYSE, BASELINE
 from bot.judgement import Measurement, compare, judge
 from bot.measure import measure
 from bot.messages.measurements import console_link, measurement_table, verdict_line
+from bot.plans import Plan
 from bot.workflow.posting import in_thread, refresh_card
 
 log = logging.getLogger(__name__)
@@ -38,13 +39,20 @@ def offset_label(seconds: float) -> str:
     return f"after {seconds / 60:g} min"
 
 
+def _measures(deps: Deps, change: Change) -> bool:
+    """Whether the change is one of a Cloud Run service whose metrics tell (a flag or a
+    kill switch is verified by its services' checks alone: no wait for a baseline)."""
+    return (change.service in deps.catalog.services
+            and bool(Plan.from_json(change.plan).cloud_run_service))
+
+
 async def take_baseline(deps: Deps, change_id: int) -> None:
     """Before any change: what the service looks like now (the incident)."""
     rollback = await deps.changes.get(change_id)
     if rollback is None or rollback.state not in (State.PROPOSED, State.CONFIRMED):
         return  # too late: the traffic already moved, a "baseline" now would mislead
-    if rollback.service not in deps.catalog.services:
-        return  # a change of no service (a flag group without services): nothing to measure
+    if not _measures(deps, rollback):
+        return  # a flag or a kill switch: its services' checks follow, no metrics
     baseline = await measure(deps, rollback.service, "baseline", since=None)
     # Two scrapes take seconds: if the traffic began to move meanwhile, this
     # "baseline" mixes before and after, and comparing with it would mislead.
@@ -72,7 +80,7 @@ async def await_baseline(deps: Deps, change: Change) -> tuple[Change, str | None
     """The baseline comes first: a Confirm clicked before it is measured waits for it,
     up to the service's `baseline_wait_seconds`. The change (re-read once there is a
     baseline) and, when it goes on without one, why (for the thread)."""
-    if change.baseline is not None or change.service not in deps.catalog.services:
+    if change.baseline is not None or not _measures(deps, change):
         return change, None  # the usual case: no query on the way to the change
     limit = deps.catalog.services[change.service].verification.baseline_wait_seconds
     loop = asyncio.get_running_loop()
@@ -96,8 +104,9 @@ async def await_baseline(deps: Deps, change: Change) -> tuple[Change, str | None
 
 async def schedule(deps: Deps, rollback: Change, changed_at: dt.datetime) -> None:
     """Defer one analysis job per configured time after the traffic change."""
-    if rollback.service not in deps.catalog.services:
-        return  # no service to measure
+    if (not _measures(deps, rollback)
+            or kind_named(rollback.kind).measured_revision(rollback) is None):
+        return  # nothing serves differently (a flag, a secret version enabled alone)
     policy = deps.catalog.services[rollback.service].verification
     for index, offset in enumerate(policy.measure_after_seconds):
         await deps.jobs.configure_task(
@@ -112,7 +121,7 @@ async def analyse(deps: Deps, change_id: int, index: int, changed_at: str) -> No
         return
     if any(m.get("index") == index for m in rollback.analysis):
         return  # a retried job: this measurement is already posted
-    if rollback.service not in deps.catalog.services:
+    if not _measures(deps, rollback):
         return
     policy = deps.catalog.services[rollback.service].verification
     offsets = policy.measure_after_seconds

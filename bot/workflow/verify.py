@@ -143,7 +143,7 @@ async def _begun(change: Change, begun: asyncio.Future[Change | None] | None,
 def _touched(deps: Deps, change: Change) -> list[tuple[str, ServiceSection]]:
     """Every service the change touches (a secret pinned in each), as the catalog has
     them now; one checks the change's own."""
-    names = Plan.from_json(change.plan).touched if change.plan else (change.service,)
+    names = Plan.from_json(change.plan).checked if change.plan else (change.service,)
     return [(name, deps.catalog.services[name]) for name in names
             if name in deps.catalog.services]
 

@@ -10,6 +10,7 @@ import shlex
 import tempfile
 from pathlib import Path
 
+from integrations.emulators.app_world import AppWorld, catalog_groups
 from integrations.emulators.google import GoogleEmulator
 from integrations.emulators.slack import SlackEmulator
 from integrations.emulators.target_app import TargetApp
@@ -84,6 +85,15 @@ class EmulatedWorld:
     redis_url: str = ""
     _stores: list = dataclasses.field(default_factory=list)
     _tmp: tempfile.TemporaryDirectory | None = None
+    app: AppWorld | None = None  # the application's own switch stores, when started
+
+    async def start_app(self, postgres_url: str, redis_url: str) -> AppWorld:
+        """The application's flags and kill switches (its own database and Redis db on
+        these servers, and its admin API), with their groups added to the catalog."""
+        self.app = await AppWorld.start(postgres_url, redis_url)
+        with self.catalog_path.open("a", encoding="utf-8") as catalog:
+            catalog.write("\n" + catalog_groups(DEMO_APPROVERS))
+        return self.app
 
     @classmethod
     async def start(
@@ -141,12 +151,16 @@ class EmulatedWorld:
             env["DATABASE_URL"] = self.database_url
         if self.redis_url:
             env["REDIS_URL"] = self.redis_url
+        if self.app is not None:
+            env.update(self.app.env())
         return env
 
     def env_block(self) -> str:
         return "\n".join(f"export {k}={shlex.quote(v)}" for k, v in self.env().items())
 
     async def stop(self) -> None:
+        if self.app is not None:
+            await self.app.stop()
         await self.target.stop()
         await self.slack.stop()
         await self.google.stop()

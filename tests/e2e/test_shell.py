@@ -84,7 +84,10 @@ def test_demo_script_rolls_back_and_exits_0() -> None:
                      "▣ Override blocker (a form only you see)",
                      "✎ Say why in at least 10 characters",
                      "@bob overrode the blockers of rollback",
-                     "DRY RUN — Rollback plan: secret API_SECRET_KEY → version 1"):
+                     "DRY RUN — Rollback plan: secret API_SECRET_KEY → version 1",
+                     # the application's switches: a flag off, a kill switch pulled on
+                     "🟢 on · `new-scoring-model` · app", "Turning flag `new-scoring-model` off",
+                     "Turning kill switch `ai_scoring` on", "🔴 ON · `ai_scoring` · app"):
         assert expected in out, f"{expected!r} not in the transcript:\n{out}"
     # The rollout's chart, shared into the thread: shown with where it was saved.
     charts = re.findall(r"📎 (gradual-\d+-final\.png) \(saved to (\S+)\)", out)

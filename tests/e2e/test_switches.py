@@ -237,3 +237,15 @@ async def test_an_unreachable_redis_changes_nothing_and_says_so(
     assert "Nothing was changed" in refused
     assert await bot.runtime.deps.changes.history_of_subjects(["killswitch:app/ai_scoring"]) \
         == []
+
+
+async def test_a_flag_is_not_held_up_by_a_rollback_of_its_service(bot: RunningBot) -> None:
+    """A flag only has its services' checks follow: a rollback proposed for api (its
+    slot taken) does not stop the fastest rollback there is."""
+    slack = bot.world.slack
+    await slack.send_command(bot.events_url, "api 00013-ghi", **ALICE)
+    await slack.wait_for("chat.postMessage", lambda c: "Rollback plan: api" in _text(c),
+                         timeout=10)
+    card = await _say(bot, "/flag", "off ai-triage", "already off")  # nothing to do
+    assert "Nothing to do" in _text(card)
+    await _say(bot, "/flag", "on ai-triage", "(app): off → on", method="chat.postMessage")

@@ -94,7 +94,7 @@ class SwitchKind:
             will_serve=f"{self.noun.lower()} `{name}` {word(on)}", changes=(line,),
             command=self.manual(group_name, group, name, on),
             question=f"Turn {self.noun.lower()} {name} {word(on)}?",
-            services=tuple(group.services), immediate=immediate)
+            verifies=tuple(group.services), immediate=immediate)
         return PlannedChange(plan, f"{self.name}:{group_name}/{name}",
                              {"group": group_name, "name": name, "on": on}, {"on": now})
 
