@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from integrations.logs import CloudLogs
     from integrations.monitoring import CloudMonitoring
     from integrations.secret_manager import SecretManager
+    from integrations.secret_values import SecretValues
 
 
 @dataclasses.dataclass
@@ -45,6 +46,7 @@ class Deps:
     monitoring: CloudMonitoring | None = None  # per-revision metrics, where configured
     logs: CloudLogs | None = None
     secrets: SecretManager | None = None  # jobs only, as Cloud Run
+    secret_values: SecretValues | None = None  # the flags admin API's key, if a secret
 
 
 DEPS_KEY = "deps"

@@ -46,6 +46,7 @@ from integrations.http_checks import HttpChecker
 from integrations.logs import GoogleCloudLogs
 from integrations.monitoring import GoogleCloudMonitoring
 from integrations.secret_manager import GoogleSecretManager
+from integrations.secret_values import SecretValues
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +141,8 @@ class Runtime:
                 google.logging, catalog.gcp.project, policy=retry_policy),
             secrets=None if google is None else GoogleSecretManager(
                 google.secrets, catalog.gcp.project, policy=retry_policy),
+            secret_values=None if google is None else SecretValues(
+                google.secrets, policy=retry_policy),
             handoffs=BatchDeferrer(lambda: jobs.connector.pool,  # type: ignore[attr-defined]
                                    lambda name: jobs.tasks[name].queue),
         )

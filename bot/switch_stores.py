@@ -11,7 +11,10 @@ import os
 from collections.abc import Iterable, Mapping
 
 from bot.catalog_flags import FlagGroup, KillSwitchGroup
+from bot.deps import Deps
+from bot.logs import register_secret_values
 from integrations.app_flags import ApiFlags, DatabaseFlags, FlagStore, FlagStoreError
+from integrations.google_retry import GoogleCallError
 from integrations.kill_switches import KillSwitches, SwitchStoreError
 
 
@@ -22,8 +25,24 @@ def _env(name: str, env: Mapping[str, str]) -> str:
     return value
 
 
-def flag_store(group: FlagGroup, env: Mapping[str, str] = os.environ) -> FlagStore:
-    """Raises FlagStoreError when its connection settings are missing."""
+async def flag_store(deps: Deps, group: FlagGroup,
+                     env: Mapping[str, str] = os.environ) -> FlagStore:
+    """Raises FlagStoreError when its connection settings are missing or its key
+    (a Secret Manager secret) cannot be read."""
+    if group.backend == "api" and group.api_key_secret:
+        if deps.secret_values is None:
+            raise FlagStoreError("Secret Manager is not available here for the API key")
+        try:
+            secret = await deps.secret_values.read(group.api_key_secret)
+        except GoogleCallError as exc:
+            raise FlagStoreError(f"the flags API key could not be read: {exc.message}"
+                                 ) from exc
+        register_secret_values(secret)  # never in a log line
+        base = group.base_url or env.get(group.base_url_env or "", "")
+        if not base:
+            raise FlagStoreError(f"the flag store is not configured here: "
+                                 f"{group.base_url_env} is not set")
+        return ApiFlags(base, secret, group.header)
     try:
         if group.backend == "database":
             assert group.database_url_env is not None

@@ -24,13 +24,13 @@ from integrations.kill_switches import SwitchState, SwitchStoreError
 log = logging.getLogger(__name__)
 
 
-async def _group_flags(group: FlagGroup) -> list[Flag]:
-    return await flag_store(group).list()
+async def _group_flags(deps: Deps, group: FlagGroup) -> list[Flag]:
+    return await (await flag_store(deps, group)).list()
 
 
 async def _all_flags(deps: Deps) -> tuple[list[tuple[str, Flag]], list[str]]:
     names = list(deps.catalog.flags)
-    read = await asyncio.gather(*(_group_flags(deps.catalog.flags[n]) for n in names),
+    read = await asyncio.gather(*(_group_flags(deps, deps.catalog.flags[n]) for n in names),
                                 return_exceptions=True)
     found, problems = [], []
     for name, flags in zip(names, read, strict=True):

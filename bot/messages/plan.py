@@ -175,6 +175,20 @@ def _buttons(plan: Plan, change: Change) -> list[ButtonElement]:
     return buttons
 
 
+def _serving(plan: Plan) -> list[Block]:
+    """What serves now and after, for a Cloud Run change; a change of something else
+    (a flag) says it in its one line of changes."""
+    if not plan.cloud_run_service:
+        return []
+    serving = clip(f"*Serving now*\n{traffic_mrkdwn(plan.current_traffic, sep=chr(10))}",
+                   FIELD_MAX)
+    will = clip(f"*Will serve*\n{_will_serve(plan)}", FIELD_MAX)
+    return [SectionBlock(fields=[serving, will]), SectionBlock(fields=[
+        _revision_field("Current", plan.current),
+        _revision_field("Target", plan.target, "a new revision, created on Confirm"),
+    ])]
+
+
 def _blocked_buttons(plan: Plan, change: Change) -> list[ButtonElement]:
     """No Confirm, no Gradual: an approver's override (a modal asks the reason), the
     blocker's remedy where there is one, and Cancel."""
@@ -245,14 +259,7 @@ def plan_card(
     for warning in plan.warnings:
         blocks.append(mrkdwn_section(clip(f"⚠️ {esc(warning)}")))
 
-    serving = clip(f"*Serving now*\n{traffic_mrkdwn(plan.current_traffic, sep=chr(10))}",
-                   FIELD_MAX)
-    will = clip(f"*Will serve*\n{_will_serve(plan)}", FIELD_MAX)
-    blocks.append(SectionBlock(fields=[serving, will]))
-    blocks.append(SectionBlock(fields=[
-        _revision_field("Current", plan.current),
-        _revision_field("Target", plan.target, "a new revision, created on Confirm"),
-    ]))
+    blocks += _serving(plan)
     if plan.changes:
         lines = "\n".join(f"• {esc(line)}" for line in plan.changes)
         blocks.append(mrkdwn_section(clip(f"*What changes*\n{lines}")))
@@ -295,7 +302,8 @@ def plan_card(
         blocks.append(ActionsBlock(elements=[_undo(change)],
                                    block_id=RollbackBlock.FOLLOW_UPS.value))
 
-    text = f"{title} · serving now: {traffic_plain(plan.current_traffic)}"
+    text = (f"{title} · serving now: {traffic_plain(plan.current_traffic)}"
+            if plan.cloud_run_service else title)
     if plan.blocked:
         text += " · BLOCKED: " + "; ".join(item.text for item in plan.blockers)
     if status:

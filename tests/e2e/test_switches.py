@@ -15,9 +15,11 @@ from redis.asyncio import Redis
 
 from bot.changes.model import Change, State
 from integrations.emulators.app_world import AppWorld, catalog_groups
+from integrations.emulators.google.methods import ACCESS_SECRET_VERSION
+from integrations.emulators.google.secret_manager import secret_payload
 from integrations.emulators.launcher import DEMO_APPROVERS, EmulatedWorld
 from integrations.emulators.slack import SlackCall
-from integrations.emulators.world import default_world
+from integrations.emulators.world import EmuSecret, EmuSecretVersion, default_world
 from tests.e2e.conftest import RunningBot, start_bot
 
 ALICE = {"user_id": "U0ALICE", "channel_id": "C0INCIDENT", "channel_name": "inc-api-outage"}
@@ -249,3 +251,64 @@ async def test_a_flag_is_not_held_up_by_a_rollback_of_its_service(bot: RunningBo
     card = await _say(bot, "/flag", "off ai-triage", "already off")  # nothing to do
     assert "Nothing to do" in _text(card)
     await _say(bot, "/flag", "on ai-triage", "(app): off → on", method="chat.postMessage")
+
+
+async def test_a_flag_changed_by_someone_else_since_the_card_is_drift(
+        bot: RunningBot, app: AppWorld) -> None:
+    card = await _say(bot, "/flag", "off new-scoring-model", "Rollback plan",
+                      method="chat.postMessage")
+    async with await psycopg.AsyncConnection.connect(app.database_url, autocommit=True) as c:
+        await c.execute("UPDATE feature_flags SET enabled = false "
+                        "WHERE name = 'new-scoring-model'")
+        await c.execute("UPDATE feature_flags SET enabled = true "
+                        "WHERE name = 'new-scoring-model'")  # flipped and back: no drift
+    await _click(bot, card, "rollback.confirm", BOB)
+    assert (await _finished(bot, "flag:app/new-scoring-model")).state == State.SUCCEEDED
+
+    card = await _say(bot, "/flag", "on new-scoring-model", "off → on",
+                      method="chat.postMessage")
+    async with await psycopg.AsyncConnection.connect(app.database_url, autocommit=True) as c:
+        await c.execute("UPDATE feature_flags SET enabled = true "
+                        "WHERE name = 'new-scoring-model'")  # someone else turned it on
+    await _click(bot, card, "rollback.confirm", BOB)
+    await bot.world.slack.wait_for(
+        "chat.postMessage", lambda c: "Stopped before changing anything" in _text(c),
+        timeout=10)
+
+
+async def test_only_the_groups_approvers_may_confirm(bot: RunningBot, app: AppWorld) -> None:
+    slack = bot.world.slack
+    slack.add_user("U0DAVE", "dave", "Dave Non-Approver")
+    card = await _say(bot, "/flag", "off new-scoring-model", "Rollback plan",
+                      method="chat.postMessage")
+    await _click(bot, card, "rollback.confirm", "U0DAVE")
+    refusal = await slack.wait_for("response_url", lambda c: "approvers" in _text(c),
+                                   timeout=10)
+    assert "flag group app" in _text(refusal)
+    assert await _flag(app, "new-scoring-model") is True
+
+
+async def test_the_admin_api_key_from_secret_manager_is_used_and_never_shown(
+        database_url: str, fresh_redis_url: str, app: AppWorld,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in app.env().items():
+        monkeypatch.setenv(name, value)
+    world = default_world()
+    world.secrets["FLAGS_ADMIN_KEY"] = EmuSecret(
+        "FLAGS_ADMIN_KEY", {"1": EmuSecretVersion("1")})
+    app.api.api_key = secret_payload("FLAGS_ADMIN_KEY", "1").decode()
+    emulated = await EmulatedWorld.start(world=world, operation_delay=0.02,
+                                         verification_window=1.5, verification_interval=0.2)
+    with emulated.catalog_path.open("a", encoding="utf-8") as catalog:
+        catalog.write(
+            '\n[flags.remote]\nbackend = "api"\nbase_url_env = "APP_ADMIN_API_URL"\n'
+            f'api_key_secret = "projects/{world.project}/secrets/FLAGS_ADMIN_KEY/versions/'
+            'latest"\napprovers = ["U0BOB"]\n')
+    running = await start_bot(emulated, database_url, fresh_redis_url)
+    try:
+        listed = _text(await _say(running, "/flag", "list", "Feature flags"))
+        assert "`remote-ranking`" in listed and app.api.api_key not in listed
+        assert emulated.google.calls_to(ACCESS_SECRET_VERSION)
+    finally:
+        await running.stop()
+        await emulated.stop()

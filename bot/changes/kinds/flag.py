@@ -36,13 +36,13 @@ class FlagKind(SwitchKind):
     async def read(self, deps: Deps, group: FlagGroup | KillSwitchGroup,
                    name: str) -> bool | None:
         assert isinstance(group, FlagGroup)
-        flag = await flag_store(group).get(name)
+        flag = await (await flag_store(deps, group)).get(name)
         return None if flag is None else flag.enabled
 
     async def write(self, deps: Deps, group: FlagGroup | KillSwitchGroup, name: str,
                     on: bool) -> bool:
         assert isinstance(group, FlagGroup)
-        _, after = await flag_store(group).set(name, on)
+        _, after = await (await flag_store(deps, group)).set(name, on)
         return after.enabled
 
     def manual(self, group_name: str, group: FlagGroup | KillSwitchGroup, name: str,

@@ -116,10 +116,13 @@ class SwitchKind:
             now = await self.read(deps, group, name)
             if now is None:
                 raise PlanDrift(f"{self.noun.lower()} {name} no longer exists")
-            if now != on:  # not already done by this change before a restart
-                if now != before:
-                    raise PlanDrift(f"{self.noun.lower()} {name} is {word(now)} now; the "
-                                    f"card showed {word(before)}")
+            ours = (change.after or {}).get("writing") == on  # resumed after a restart
+            if now != before and not (ours and now == on):
+                raise PlanDrift(f"{self.noun.lower()} {name} is {word(now)} now; the "
+                                f"card showed {word(before)}")
+            if now != on:
+                # Marked first: a restart then knows a value already `on` is this change's.
+                await deps.changes.set_fields(change.id, after={"writing": on})
                 now = await self.write(deps, group, name, on)
         except self.store_error as exc:
             raise ChangeFailed(f"{self.noun} change failed: {exc}", report=ephemeral_error(
