@@ -192,7 +192,11 @@ async def emulate(with_stores: bool, slack_port: int, google_port: int, target_p
               "Logging)")
         print(f"  target app      {world.target.url}/medicalcor-api/health")
         if with_stores:
+            await world.start_app(world.database_url, world.redis_url)
+            assert world.app is not None
             print("  Postgres, Redis embedded (see DATABASE_URL, REDIS_URL)")
+            print(f"  the app's flags {world.app.database} (table feature_flags), admin API "
+                  f"{world.app.api.base_url}, kill switches in Redis db 1 (see APP_*)")
         print("\n# Paste into another shell, then run `rollbot serve`:")
         print(world.env_block())
         print("\n# Then, from any shell: deliver `/rollback api` to the bot on $PORT (default "

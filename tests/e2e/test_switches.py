@@ -312,3 +312,78 @@ async def test_the_admin_api_key_from_secret_manager_is_used_and_never_shown(
     finally:
         await running.stop()
         await emulated.stop()
+
+
+async def test_a_double_click_on_two_replicas_flips_once(
+        bot: RunningBot, app: AppWorld, database_url: str, fresh_redis_url: str) -> None:
+    second = await start_bot(bot.world, database_url, fresh_redis_url)
+    try:
+        card = await _say(bot, "/flag", "off new-scoring-model", "Rollback plan",
+                          method="chat.postMessage")
+        results = await asyncio.gather(*(bot.world.slack.click(
+            url, action_id="rollback.confirm", user_id=BOB, channel_id="C0INCIDENT",
+            message_ts=card.response["ts"]) for url in (bot.events_url, second.events_url)))
+        assert [r.status for r in results] == [200, 200]
+        done = await _finished(bot, "flag:app/new-scoring-model")
+        await asyncio.sleep(0.3)  # room for a (wrong) second change
+    finally:
+        await second.stop()
+    assert done.state == State.SUCCEEDED and await _flag(app, "new-scoring-model") is False
+    events = [e.action for e in await bot.runtime.deps.audit.for_change(done.id)]
+    assert events.count("flag_changed") == 1 and events.count("confirm") == 1
+
+
+@pytest.mark.parametrize("ours", [True, False])
+async def test_a_restart_after_the_write_resumes_or_says_it_moved(
+        bot: RunningBot, app: AppWorld, database_url: str, fresh_redis_url: str,
+        ours: bool) -> None:
+    """A crash after the flag was written, before the row moved on: the restart finds the
+    value it wrote (its mark set before the write) and verifies; without the mark, the
+    value moved since the card: drift, nothing changed."""
+    from tests.e2e.test_inline_flow import _forget_stopped
+
+    card = await _say(bot, "/flag", "off new-scoring-model", "Rollback plan",
+                      method="chat.postMessage")
+    [change] = await bot.runtime.deps.changes.history_of_subjects(
+        ["flag:app/new-scoring-model"], 1)
+    await bot.stop()
+    _forget_stopped(bot)
+    async with await psycopg.AsyncConnection.connect(app.database_url, autocommit=True) as c:
+        await c.execute("UPDATE feature_flags SET enabled = false "
+                        "WHERE name = 'new-scoring-model'")
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        await conn.execute("DELETE FROM procrastinate_jobs")
+        await conn.execute("UPDATE changes SET state = 'executing', confirmed_by = 'U0BOB', "
+                           "after = %s WHERE id = %s",
+                           (json.dumps({"writing": False}) if ours else None, change.id))
+    restarted = await start_bot(bot.world, database_url, fresh_redis_url)
+    try:
+        done = await _finished(restarted, "flag:app/new-scoring-model")
+    finally:
+        await restarted.stop()
+    assert card and done.id == change.id
+    if ours:
+        assert done.state == State.SUCCEEDED, done.error
+    else:
+        assert done.state == State.FAILED and (done.error or "").startswith("plan out of date")
+    assert await _flag(app, "new-scoring-model") is False
+
+
+async def test_a_name_in_two_groups_asks_which(bot: RunningBot, app: AppWorld) -> None:
+    async with await psycopg.AsyncConnection.connect(app.database_url, autocommit=True) as c:
+        await c.execute("INSERT INTO feature_flags VALUES ('remote-ranking', true, now())")
+    asked = _text(await _say(bot, "/flag", "off remote-ranking", "2 groups"))
+    assert "`app/remote-ranking`" in asked and "`remote/remote-ranking`" in asked
+    card = await _say(bot, "/flag", "off remote/remote-ranking", "Rollback plan",
+                      method="chat.postMessage")
+    assert "(remote): on → off" in _text(card)
+
+
+async def test_an_unreachable_flags_database_changes_nothing_and_says_so(
+        bot: RunningBot, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("APP_DATABASE_URL", "postgresql://app@127.0.0.1:1/app")
+    refused = _text(await _say(bot, "/flag", "off new-scoring-model", "Couldn't find flag"))
+    assert "unreachable" in refused and "Nothing was changed" in refused
+    listed = _text(await _say(bot, "/flag", "list", "Feature flags"))
+    assert "group app: the flags database is unreachable" in listed
+    assert "`remote-ranking`" in listed  # the other group still answers
