@@ -145,6 +145,8 @@ async def test_flag_off_with_two_people_checks_and_undo(bot: RunningBot,
         await asyncio.sleep(0.05)
     history = _text(await _say(bot, "/flag", "history new-scoring-model", "flag new-scoring"))
     assert history.count("new-scoring-model") >= 2
+    everything = _text(await _say(bot, "/rollback", "history api", "Rollback history: api"))
+    assert "flag new-scoring-model (app): on → off" in everything  # with every kind
 
 
 async def test_a_flag_behind_the_admin_api_with_no_services(bot: RunningBot,
@@ -387,3 +389,12 @@ async def test_an_unreachable_flags_database_changes_nothing_and_says_so(
     listed = _text(await _say(bot, "/flag", "list", "Feature flags"))
     assert "group app: the flags database is unreachable" in listed
     assert "`remote-ranking`" in listed  # the other group still answers
+
+
+async def test_a_dry_run_shows_the_card_to_the_requester_only(bot: RunningBot,
+                                                               app: AppWorld) -> None:
+    card = _text(await _say(bot, "/flag", "off new-scoring-model --dry-run", "DRY RUN"))
+    assert "Flag `new-scoring-model` (app): on → off" in card and "rollback.confirm" not in card
+    assert await _flag(app, "new-scoring-model") is True
+    assert await bot.runtime.deps.changes.history_of_subjects(
+        ["flag:app/new-scoring-model"]) == []
