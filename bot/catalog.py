@@ -24,10 +24,8 @@ from pydantic import (
     model_validator,
 )
 
-from bot.catalog_flags import FlagGroup, KillSwitchGroup
+from bot.catalog_flags import FlagGroup, KillSwitchGroup, slack_ids
 from bot.masking import SECRET_ENV_PATTERNS_DEFAULT
-
-SLACK_ID = re.compile(r"^[UWS][A-Z0-9]{2,}$")  # user (U/W) or user group (S)
 
 
 class CatalogError(ValueError):
@@ -148,14 +146,7 @@ class BlockersSection(_Strict):
                              "query runs on the database named by that variable")
         return self
 
-    @field_validator("escalate_to")
-    @classmethod
-    def _slack_ids(cls, values: list[str]) -> list[str]:
-        bad = [v for v in values if not SLACK_ID.match(v)]
-        if bad:
-            raise ValueError(f"{', '.join(bad)}: expected Slack user ids (U…/W…) or "
-                             "user-group ids (S…)")
-        return values
+    _slack_ids = field_validator("escalate_to")(slack_ids)
 
 
 def _http_url(value: str) -> str:
@@ -261,15 +252,7 @@ class ServiceSection(_Strict):
     gradual: GradualSection = Field(default_factory=GradualSection)
     blockers: BlockersSection = Field(default_factory=BlockersSection)
 
-    @field_validator("requesters", "approvers")
-    @classmethod
-    def _slack_ids(cls, values: list[str]) -> list[str]:
-        bad = [v for v in values if not SLACK_ID.match(v)]
-        if bad:
-            raise ValueError(
-                f"{', '.join(bad)}: expected Slack user ids (U…/W…) or user-group ids (S…)"
-            )
-        return values
+    _slack_ids = field_validator("requesters", "approvers")(slack_ids)
 
 
 class MaskingSection(_Strict):

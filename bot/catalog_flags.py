@@ -11,10 +11,20 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-SLACK_ID = re.compile(r"^[UWS][A-Z0-9]{2,}$")
+SLACK_ID = re.compile(r"^[UWS][A-Z0-9]{2,}$")  # user (U/W) or user group (S)
 ENV_NAME = r"^[A-Z_][A-Z0-9_]*$"
 SQL_NAME = r"^[a-z_][a-z0-9_]{0,62}(\.[a-z_][a-z0-9_]{0,62})?$"  # table or schema.table
 SWITCH = r"^[a-z0-9][a-z0-9_.-]{0,99}$"
+
+
+def slack_ids(values: list[str]) -> list[str]:
+    """Validate Slack user (U…/W…) or user-group (S…) ids, as every catalog list of
+    people is."""
+    bad = [v for v in values if not SLACK_ID.match(v)]
+    if bad:
+        raise ValueError(f"{', '.join(bad)}: expected Slack user ids (U…/W…) or "
+                         "user-group ids (S…)")
+    return values
 
 
 class _Strict(BaseModel):
@@ -27,14 +37,7 @@ class _Rules(_Strict):
     require_second_person: bool = True
     services: list[str] = Field(default_factory=list)  # whose checks follow a change
 
-    @field_validator("approvers", "requesters")
-    @classmethod
-    def _slack_ids(cls, values: list[str]) -> list[str]:
-        bad = [v for v in values if not SLACK_ID.match(v)]
-        if bad:
-            raise ValueError(f"{', '.join(bad)}: expected Slack user ids (U…/W…) or "
-                             "user-group ids (S…)")
-        return values
+    _slack_ids = field_validator("approvers", "requesters")(slack_ids)
 
 
 class FlagGroup(_Rules):

@@ -1,4 +1,4 @@
-"""`/killswitch …`: parse, answer bad input on the ack, else ack and hand off."""
+"""`/killswitch …`: the application's kill switches (bot/switch_intents.py parses it)."""
 
 from __future__ import annotations
 
@@ -6,23 +6,9 @@ from typing import Any
 
 from slack_bolt.context.ack.async_ack import AsyncAck
 
-from bot import router
-from bot.deps import from_context
-from bot.inbound import SlashCommand
-from bot.parsing import CommandError
 from bot.switch_intents import parse_killswitch
-from handlers.handoff import report_failed_handoff
+from handlers.commands.switch_command import answer
 
 
 async def killswitch_command(ack: AsyncAck, command: dict[str, Any], context: Any) -> None:
-    deps = from_context(context)
-    request = SlashCommand.from_payload(command)
-    intent = parse_killswitch(request.text, deps.catalog)
-    reply = router.switch_reply(intent, deps.catalog, request)
-    if reply is not None:
-        await ack(text=reply.text, blocks=reply.blocks_json(), response_type="ephemeral")
-        return
-    await ack()
-    assert not isinstance(intent, CommandError)  # errors always have an immediate reply
-    router.hand_off_switch(deps, intent, request,
-                           report_failed_handoff(deps, request.response_url))
+    await answer(ack, command, context, parse_killswitch)
