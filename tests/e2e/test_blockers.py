@@ -110,6 +110,9 @@ async def test_a_rotated_secret_offers_to_re_enable_the_old_version(
                                   _posted("enable version 1"), timeout=10)
     assert "1. Enable API_SECRET_KEY version 1" in _text(remedy)
     assert "Pin" not in _text(remedy)  # enable only
+    blocked = await running_bot.runtime.deps.changes.get(
+        int(card.args["blocks"][-1]["elements"][0]["value"]))
+    assert blocked is not None and blocked.state == State.CANCELLED  # superseded
     await _click(running_bot, remedy, "rollback.confirm", BOB)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 10
@@ -117,6 +120,24 @@ async def test_a_rotated_secret_offers_to_re_enable_the_old_version(
         assert loop.time() < deadline, "version 1 was not enabled"
         await asyncio.sleep(0.05)
     assert world.serving("medicalcor-api") == {"medicalcor-api-00015-abc": 100}
+    await _finished_remedy(running_bot)
+    slack = running_bot.world.slack
+    earlier = {c.response.get("ts") for c in slack.calls_to("chat.postMessage")}
+    await slack.send_command(running_bot.events_url, "api 00013-ghi", **ALICE)
+    again = _text(await slack.wait_for("chat.postMessage", lambda c: (
+        c.response.get("ts") not in earlier and "Rollback plan: api" in _text(c)), timeout=10))
+    assert "Secrets were rotated" not in again and "rollback.confirm" in again
+
+
+async def _finished_remedy(bot: RunningBot) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 15
+    while True:
+        [change] = await bot.runtime.deps.changes.history("api", limit=1)
+        if change.kind == "secret" and change.state in (State.SUCCEEDED, State.FAILED):
+            return
+        assert loop.time() < deadline, change
+        await asyncio.sleep(0.05)
 
 
 async def test_a_vulnerable_image_blocks_an_image_change(blocking_bot: RunningBot) -> None:
