@@ -17,6 +17,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, TextIO
 
+from bot.shell import forms
 from bot.shell.choices import ChoiceRegistry
 from bot.shell.follow import Follower, Transcript
 from bot.shell.render import Style, button_label
@@ -176,10 +177,10 @@ class Shell:
         elif name == ":sleep":
             await asyncio.sleep(float(rest or 1))
         elif name == ":submit":
-            await self._submit(rest)
+            await forms.submit(self.session, self.transcript, self.style, user_id=self.user_id,
+                               user_name=self.user_name, text=rest)
         elif name == ":close":
-            closed = self.session.close_form(user_id=self.user_id)
-            self.transcript.note("(form closed)" if closed else "no form is open")
+            forms.close(self.session, self.transcript, user_id=self.user_id)
         else:
             self.transcript.note(f"unknown shell command {name}; :help lists them")
         return True
@@ -251,20 +252,6 @@ class Shell:
         if result.status != 200:
             self.transcript.fail(self.style.red(
                 f"⚠ rollbot answered the click with HTTP {result.status}: {result.body[:300]}"))
-
-    async def _submit(self, text: str) -> None:
-        result = await self.session.submit(text, user_id=self.user_id)
-        if result is None:
-            self.transcript.note("no form is open: a button that asks for one opens it")
-        elif result.view_errors:
-            self.transcript.note(*(self.style.red(f"✎ {error}")
-                                   for error in result.view_errors.values()),
-                                 "(the form is still open: :submit again, or :close)")
-        elif result.status != 200:
-            self.transcript.fail(self.style.red(
-                f"⚠ rollbot answered the form with HTTP {result.status}: {result.body[:300]}"))
-        else:
-            self.transcript.note(self.style.dim(f"(@{self.user_name} submits the form)"))
 
     async def _confirmed(self, question: str) -> bool:
         if self.scripted or self._ask is None:
