@@ -34,6 +34,9 @@ class Found:
     blockers: list[CheckItem] = dataclasses.field(default_factory=list)
     warnings: list[str] = dataclasses.field(default_factory=list)
     remedy: dict[str, Any] | None = None  # a change that lifts a blocker (Plan.remedy)
+    # The configs read on the way (targets and the serving revision), by revision name:
+    # the plan's config diff reads them from here instead of reading them again.
+    configs: dict[str, RevisionConfig] = dataclasses.field(default_factory=dict)
 
 
 async def _secret_states(deps: Deps, secrets: set[str], found: Found
@@ -79,9 +82,22 @@ def _schema_of(config: RevisionConfig, label: str | None) -> str | None:
     return config.labels.get(label) or config.annotations.get(label)
 
 
-async def _schema(section: BlockersSection, target: RevisionConfig,
-                  created: dt.datetime | None, serving: RevisionConfig | None,
-                  found: Found) -> None:
+async def _schema_in_use(section: BlockersSection, found: Found) -> Any:
+    """The migrations table's one value (read once per plan); None, with a warning,
+    when the query cannot run: never a pass."""
+    try:
+        value = await _migrations(section)
+    except Exception as exc:  # the app's database: any failure is said, never a pass
+        found.warnings.append(f"The schema check could not run ({type(exc).__name__}: "
+                              f"{str(exc)[:200]}): check for migrations by hand.")
+        return None
+    if isinstance(value, dt.datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value
+
+
+def _schema(section: BlockersSection, target: RevisionConfig, created: dt.datetime | None,
+            serving: RevisionConfig | None, in_use: Any, found: Found) -> None:
     label = section.schema_label
     knows = _schema_of(target, label)
     if section.schema_query is None:
@@ -91,18 +107,10 @@ async def _schema(section: BlockersSection, target: RevisionConfig,
                 f"the serving revision ({serving.revision})")
             found.blockers += items
             found.warnings += warned
-        return
-    try:
-        value = await _migrations(section)
-    except Exception as exc:  # the app's database: any failure is said, never a pass
-        found.warnings.append(f"The schema check could not run ({type(exc).__name__}: "
-                              f"{str(exc)[:200]}): check for migrations by hand.")
-        return
-    if isinstance(value, dt.datetime):
-        when = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-        found.blockers += blockers.check_migrated_since(target.revision, created, when)
-    elif value is not None:
-        items, warned = blockers.check_schema(target.revision, knows, str(value),
+    elif isinstance(in_use, dt.datetime):
+        found.blockers += blockers.check_migrated_since(target.revision, created, in_use)
+    elif in_use is not None:
+        items, warned = blockers.check_schema(target.revision, knows, str(in_use),
                                               "the database's migrations table")
         found.blockers += items
         found.warnings += warned
@@ -123,6 +131,7 @@ async def revision_blockers(deps: Deps, service: str, targets: list[tuple[str, A
         found.warnings.append(f"Could not read the target's configuration ({exc.message}): "
                               "its secrets and schema were not checked.")
         return found
+    found.configs = dict(zip(names, configs, strict=True))
     serving_config = configs[len(targets)] if serving else None
     refs: dict[str, set[str]] = {}
     for config in configs[:len(targets)]:
@@ -137,6 +146,7 @@ async def revision_blockers(deps: Deps, service: str, targets: list[tuple[str, A
                         "service": service, "subject": f"secret:{secret}",
                         "args": {"secret": secret, "version": version, "enable_only": True},
                         "says": f"enable {secret} version {version}"}
+    in_use = await _schema_in_use(section, found) if section.schema_query else None
     for config, (_, created) in zip(configs, targets, strict=False):
-        await _schema(section, config, created, serving_config, found)
+        _schema(section, config, created, serving_config, in_use, found)
     return found

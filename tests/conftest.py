@@ -75,10 +75,13 @@ async def migrated_template(postgres_url: str) -> AsyncIterator[str]:
         await migrate(with_dbname(postgres_url, name))
         yield name
     finally:
-        async with await _admin(postgres_url) as conn:
-            await conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+        await _drop_database(postgres_url, name)
+
+
+async def _drop_database(postgres_url: str, name: str) -> None:
+    async with await _admin(postgres_url) as conn:
+        await conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 @pytest_asyncio.fixture
@@ -96,10 +99,7 @@ async def database_url(postgres_url: str, migrated_template: str) -> AsyncIterat
     try:
         yield with_dbname(postgres_url, name)
     finally:
-        async with await _admin(postgres_url) as conn:
-            await conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+        await _drop_database(postgres_url, name)
 
 
 @pytest_asyncio.fixture
@@ -131,10 +131,7 @@ async def app_database_url(postgres_url: str) -> AsyncIterator[str]:
     try:
         yield with_dbname(postgres_url, name)
     finally:
-        async with await _admin(postgres_url) as conn:
-            await conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+        await _drop_database(postgres_url, name)
 
 
 @pytest_asyncio.fixture

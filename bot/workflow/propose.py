@@ -60,9 +60,11 @@ async def propose(deps: Deps, request: ChangeRequest, command: SlashCommand) -> 
     await _open_proposal(deps, planned, request, command)
 
 
-async def _may_request(deps: Deps, request: ChangeRequest, command: SlashCommand) -> bool:
-    """The requester rules of the service (or the kind's own group); said if not."""
-    rules = rules_for(deps.catalog, request.kind, request.service, request.args)
+async def _may_request(deps: Deps, request: ChangeRequest, command: SlashCommand,
+                       plan: Plan | None = None) -> bool:
+    """The requester rules of the service (or the kind's own group), and once the plan
+    is known, of every service it touches; said if not."""
+    rules = rules_for(deps.catalog, request.kind, request.service, request.args, plan)
     if rules is None:
         await deps.slack.respond(command.response_url, ephemeral_error(
             f"`{request.service or request.subject}` is not in the catalog.",
@@ -85,18 +87,13 @@ async def _others_allowed(deps: Deps, request: ChangeRequest, plan: Plan,
                           command: SlashCommand) -> bool:
     """A change that touches more services than its own (a secret pinned in each) needs
     the requester allowed, and no other change under way, in every one of them."""
+    if not plan.services:
+        return True
+    if not await _may_request(deps, request, command, plan):
+        return False
     for name in plan.services:
         if name == request.service and not request.subject:
             continue  # checked already
-        service = deps.catalog.services[name]
-        decision = await authz.may_request(service, command.user_id,
-                                           partial(group_members, deps))
-        if not decision.allowed:
-            await deps.audit.record(actor=command.user_id, action="propose", service=name,
-                                    outcome="denied", details={"reason": decision.reason})
-            await deps.slack.respond(command.response_url, refusals.not_a_requester(
-                name, service.requesters))
-            return False
         if not request.dry_run and await _refused_as_busy(deps, name, command):
             return False
     return True

@@ -80,22 +80,22 @@ class FlagsApiEmulator:
         return refused or web.json_response(
             [{"name": n, "enabled": e} for n, e in sorted(self.flags.items())])
 
-    async def _get(self, request: web.Request) -> web.Response:
-        refused = await self._gate(request)
-        if refused:
-            return refused
+    async def _flag(self, request: web.Request) -> tuple[str, web.Response | None]:
+        """The flag the path names, or the refusal to answer with (fault, key, 404)."""
         name = request.match_info["name"]
-        if name not in self.flags:
-            return web.json_response({"message": f"no flag {name}"}, status=404)
-        return web.json_response({"name": name, "enabled": self.flags[name]})
+        refused = await self._gate(request)
+        if refused is None and name not in self.flags:
+            refused = web.json_response({"message": f"no flag {name}"}, status=404)
+        return name, refused
+
+    async def _get(self, request: web.Request) -> web.Response:
+        name, refused = await self._flag(request)
+        return refused or web.json_response({"name": name, "enabled": self.flags[name]})
 
     async def _patch(self, request: web.Request) -> web.Response:
-        refused = await self._gate(request)
+        name, refused = await self._flag(request)
         if refused:
             return refused
-        name = request.match_info["name"]
-        if name not in self.flags:
-            return web.json_response({"message": f"no flag {name}"}, status=404)
         try:
             body: Any = await request.json()
         except ValueError:

@@ -11,7 +11,6 @@ after:  {traffic: {revision: percent}}                  read back after the chan
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
@@ -43,7 +42,7 @@ from bot.plans import (
     traffic_plain,
 )
 from bot.verification import serving_check
-from integrations.cloud_run import ServiceState
+from integrations.cloud_run import RevisionConfig, ServiceState
 from integrations.google_retry import GoogleCallError
 
 TO_LATEST = "--to-latest"
@@ -114,11 +113,10 @@ class TrafficKind:
                     f"`/rollback {request.service}` lists the revisions you can roll back to.")
             return cloud_run_problem(exc, request.service, facts.cloud_run_service)
         single = len(wanted) == 1
-        also, found = await asyncio.gather(
-            _also_changes(deps, facts, main),
-            revision_blockers(deps, request.service,
-                              [(r.name, r.created) for r in (target, *others)],
-                              facts.current.name if facts.current else None))
+        found = await revision_blockers(deps, request.service,
+                                        [(r.name, r.created) for r in (target, *others)],
+                                        facts.current.name if facts.current else None)
+        also = _also_changes(deps, facts, main, found.configs)
         not_ready = [r.name for r in (target, *others) if not r.ready]
         if not not_ready:
             ready = "Ready"
@@ -271,18 +269,15 @@ def _gradual_offer(deps: Deps, request: ChangeRequest) -> dict[str, Any]:
             "preferred": KindName.GRADUAL.value if asked else ""}
 
 
-async def _also_changes(deps: Deps, facts: ServiceFacts, target: str) -> str:
+def _also_changes(deps: Deps, facts: ServiceFacts, target: str,
+                  configs: Mapping[str, RevisionConfig]) -> str:
     """Going back to a revision also brings back its config: the short diff for the
-    card ("image v1.3.0→v1.2.2, env FEATURE_X, secret API_KEY@7→@5"), masked. A
-    diff that cannot be read is left out rather than failing the plan."""
+    card ("image v1.3.0→v1.2.2, env FEATURE_X, secret API_KEY@7→@5"), masked, from the
+    configs the blockers' checks read. Left out when they could not be read."""
     if facts.current is None or facts.current.name == target:
         return ""
-    try:
-        serving, other = await asyncio.gather(
-            deps.cloud_run.get_revision_config(facts.cloud_run_service, facts.region,
-                                               facts.current.name),
-            deps.cloud_run.get_revision_config(facts.cloud_run_service, facts.region, target))
-    except GoogleCallError:
+    serving, other = configs.get(facts.current.name), configs.get(target)
+    if serving is None or other is None:
         return ""
     masker = Masker(deps.catalog.masking.secret_env_patterns)
     return short_summary(diff_configs(serving, other, masker))
